@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Runs the OCI distribution-spec conformance suite (all four workflows)
+# against a registry started here on 127.0.0.1 with a fresh root directory.
+#
+#   test/conformance/run.sh                         # builds and tests berth
+#   REGISTRY_BIN=docker-registry test/conformance/run.sh   # distribution 2.8.2
+#
+# Environment:
+#   REGISTRY_BIN          registry binary to test instead of building berth
+#                         (any binary taking `serve CONFIG.yml`)
+#   OCI_AUTOMATIC_CROSSMOUNT  passed to the suite (default 0: a mount without
+#                         `from` must start an upload, as in registry:2);
+#                         set it to the empty string to skip those checks
+#   CONFORMANCE_TIMEOUT   seconds the suite may run (default 900)
+#   CONFORMANCE_KEEP=1    keep the work dir (logs, report) after the run
+#   CONFORMANCE_REPORT_DIR  copy junit.xml, report.html and logs there
+#
+# Exits non-zero if the registry does not start, the suite cannot run, or
+# any conformance check failed.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo_root="$(cd "$here/../.." && pwd)"
+export PATH="$PATH:/usr/local/go/bin:$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin"
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/berth-conformance.XXXXXX")"
+registry_pid=""
+
+cleanup() {
+	local rc=$?
+	if [[ -n "$registry_pid" ]] && kill -0 "$registry_pid" 2>/dev/null; then
+		kill "$registry_pid" 2>/dev/null || true
+		wait "$registry_pid" 2>/dev/null || true
+	fi
+	if [[ -n "${CONFORMANCE_REPORT_DIR:-}" ]]; then
+		mkdir -p "$CONFORMANCE_REPORT_DIR"
+		cp -f "$work"/report/* "$work"/*.log "$CONFORMANCE_REPORT_DIR"/ 2>/dev/null || true
+	fi
+	if [[ "${CONFORMANCE_KEEP:-0}" == 1 ]]; then
+		echo "conformance: work dir kept at $work"
+	else
+		rm -rf "$work"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "conformance: $*"; }
+
+# A port nobody listens on. Another process may still take it before the
+# registry binds; start_registry retries with a new port when that happens.
+free_port() {
+	local p i
+	for i in $(seq 1 200); do
+		p=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	echo "conformance: no free port found" >&2
+	return 1
+}
+
+# --- binaries ---------------------------------------------------------------
+if [[ -n "${REGISTRY_BIN:-}" ]]; then
+	bin="$(command -v "$REGISTRY_BIN" || true)"
+	if [[ -z "$bin" ]]; then
+		log "REGISTRY_BIN=$REGISTRY_BIN: not found"
+		exit 1
+	fi
+	log "testing $bin"
+else
+	log "building berth"
+	(cd "$repo_root" && go build -o "$work/berth" ./cmd/berth)
+	bin="$work/berth"
+fi
+
+log "building the conformance suite"
+(
+	cd "$here"
+	go test -c -o "$work/conformance.test" github.com/opencontainers/distribution-spec/conformance
+	go build -o "$work/junitsummary" ./junitsummary
+)
+
+# --- registry ---------------------------------------------------------------
+start_registry() {
+	local attempt code deadline
+	for attempt in 1 2 3; do
+		port="$(free_port)"
+		rm -rf "$work/data"
+		mkdir -p "$work/data"
+		cat >"$work/config.yml" <<EOF
+version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: $work/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+EOF
+		log "starting registry on 127.0.0.1:$port (attempt $attempt)"
+		"$bin" serve "$work/config.yml" >"$work/registry.log" 2>&1 &
+		registry_pid=$!
+		deadline=$((SECONDS + 60))
+		while ((SECONDS < deadline)); do
+			if ! kill -0 "$registry_pid" 2>/dev/null; then
+				wait "$registry_pid" 2>/dev/null || true
+				registry_pid=""
+				log "registry exited during start-up; its log:"
+				sed 's/^/    /' "$work/registry.log" | tail -n 40
+				break
+			fi
+			code="$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$port/v2/" || true)"
+			if [[ "$code" == 200 || "$code" == 401 ]]; then
+				log "registry answers /v2/ with $code"
+				return 0
+			fi
+			sleep 0.2
+		done
+		if [[ -n "$registry_pid" ]]; then
+			log "registry did not answer /v2/ within 60s; its log:"
+			sed 's/^/    /' "$work/registry.log" | tail -n 40
+			kill "$registry_pid" 2>/dev/null || true
+			wait "$registry_pid" 2>/dev/null || true
+			registry_pid=""
+		fi
+	done
+	return 1
+}
+
+start_registry
+
+# --- suite ------------------------------------------------------------------
+mkdir -p "$work/report"
+export OCI_ROOT_URL="http://127.0.0.1:$port"
+export OCI_NAMESPACE="${OCI_NAMESPACE:-myorg/myrepo}"
+export OCI_CROSSMOUNT_NAMESPACE="${OCI_CROSSMOUNT_NAMESPACE:-myorg/other}"
+export OCI_TEST_PULL=1 OCI_TEST_PUSH=1 OCI_TEST_CONTENT_DISCOVERY=1 OCI_TEST_CONTENT_MANAGEMENT=1
+export OCI_HIDE_SKIPPED_WORKFLOWS=0
+export OCI_DEBUG="${OCI_DEBUG:-0}"
+export OCI_REPORT_DIR="$work/report"
+if [[ -n "${OCI_AUTOMATIC_CROSSMOUNT-0}" ]]; then
+	export OCI_AUTOMATIC_CROSSMOUNT="${OCI_AUTOMATIC_CROSSMOUNT:-0}"
+else
+	unset OCI_AUTOMATIC_CROSSMOUNT
+fi
+
+log "running the suite against $OCI_ROOT_URL (namespace $OCI_NAMESPACE, cross-mount $OCI_CROSSMOUNT_NAMESPACE)"
+suite_rc=0
+(
+	cd "$work/report"
+	timeout --kill-after=30 "${CONFORMANCE_TIMEOUT:-900}" \
+		"$work/conformance.test" -test.v -ginkgo.no-color
+) >"$work/suite.log" 2>&1 || suite_rc=$?
+
+if ((suite_rc == 124 || suite_rc == 137)); then
+	log "the suite timed out after ${CONFORMANCE_TIMEOUT:-900}s; last lines of its output:"
+	tail -n 60 "$work/suite.log" | sed 's/^/    /'
+fi
+
+# Ginkgo's own closing lines ("Ran N of M Specs", "N Passed | N Failed ...").
+grep -E '^(Ran [0-9]+ of [0-9]+ Specs|(FAIL|SUCCESS)! -- )' "$work/suite.log" | sed 's/^/    /' || true
+
+summary_rc=0
+if [[ -s "$work/report/junit.xml" ]]; then
+	"$work/junitsummary" "$work/report/junit.xml" || summary_rc=$?
+else
+	log "no junit.xml was written; last lines of the suite's output:"
+	tail -n 60 "$work/suite.log" | sed 's/^/    /'
+	summary_rc=2
+fi
+
+if ! kill -0 "$registry_pid" 2>/dev/null; then
+	log "the registry died during the run; its log:"
+	tail -n 40 "$work/registry.log" | sed 's/^/    /'
+	registry_pid=""
+	exit 1
+fi
+
+if ((summary_rc != 0 || suite_rc != 0)); then
+	log "FAILED (suite exit $suite_rc)"
+	exit 1
+fi
+log "OK"
