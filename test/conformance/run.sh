@@ -175,6 +175,12 @@ else
 	summary_rc=2
 fi
 
+if grep -q -E '^(panic|fatal error):|http: panic serving' "$work/registry.log"; then
+	log "the registry log shows panics:"
+	grep -E -A8 '^(panic|fatal error):|http: panic serving' "$work/registry.log" | head -n 60 | sed 's/^/    /'
+	summary_rc=1
+fi
+
 if ! kill -0 "$registry_pid" 2>/dev/null; then
 	log "the registry died during the run; its log:"
 	tail -n 40 "$work/registry.log" | sed 's/^/    /'

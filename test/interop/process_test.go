@@ -76,6 +76,10 @@ func berthBinary(t *testing.T) string {
 			berthErr = err
 			return
 		}
+		if err := statSources(root); err != nil {
+			berthErr = err
+			return
+		}
 		buildDir, err = os.MkdirTemp("", "berth-interop-bin-")
 		if err != nil {
 			berthErr = err
@@ -96,6 +100,26 @@ func berthBinary(t *testing.T) string {
 		t.Fatal(berthErr)
 	}
 	return berthBin
+}
+
+// statSources looks at every file berth is built from. The go test cache
+// keys a cached result on the files and directories the test opened or
+// stat'ed, and the build below runs in another process, so without this a
+// change to berth would not invalidate a cached PASS.
+func statSources(root string) error {
+	return filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if d.Name() == ".git" || d.Name() == "node_modules" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		_, err = os.Stat(path) // sources and embedded files alike
+		return err
+	})
 }
 
 func runWithTimeout(cmd *exec.Cmd, d time.Duration) error {
