@@ -1,0 +1,108 @@
+package content
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// BlobInfo describes a blob visible in a repository.
+type BlobInfo struct {
+	Digest digest.Digest
+	Size   int64
+}
+
+// Blob reports a blob that is linked into repo. A blob stored for another
+// repository is not visible here: repositories only see what was pushed or
+// mounted into them.
+func (r *Registry) Blob(ctx context.Context, repo string, d digest.Digest) (BlobInfo, error) {
+	if err := ValidateName(repo); err != nil {
+		return BlobInfo{}, err
+	}
+	linked, err := r.exists(ctx, layerLinkPath(repo, d))
+	if err != nil {
+		return BlobInfo{}, fmt.Errorf("stat blob link %s@%s: %w", repo, d, err)
+	}
+	if !linked {
+		return BlobInfo{}, newError(CodeBlobUnknown, "blob %s unknown to repository %s", d, repo)
+	}
+	fi, err := r.driver.Stat(ctx, blobDataPath(d))
+	if isNotFound(err) {
+		return BlobInfo{}, newError(CodeBlobUnknown, "blob %s unknown to repository %s", d, repo)
+	}
+	if err != nil {
+		return BlobInfo{}, fmt.Errorf("stat blob %s: %w", d, err)
+	}
+	return BlobInfo{Digest: d, Size: fi.Size}, nil
+}
+
+// ReadBlob streams a blob's bytes from offset. The caller has checked
+// visibility with Blob. The filesystem driver returns an *os.File here, which
+// the HTTP layer turns into sendfile.
+func (r *Registry) ReadBlob(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
+	rc, err := r.driver.Reader(ctx, blobDataPath(d), offset)
+	if isNotFound(err) {
+		return nil, newError(CodeBlobUnknown, "blob %s unknown", d)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read blob %s: %w", d, err)
+	}
+	return rc, nil
+}
+
+// DeleteBlob unlinks a blob from repo. The bytes stay in the shared blob
+// store for other repositories until garbage collection.
+func (r *Registry) DeleteBlob(ctx context.Context, repo string, d digest.Digest) error {
+	if err := r.checkDeletable(); err != nil {
+		return err
+	}
+	if _, err := r.Blob(ctx, repo, d); err != nil {
+		return err
+	}
+	if err := r.driver.Delete(ctx, layerLinkDir(repo, d)); err != nil && !isNotFound(err) {
+		return fmt.Errorf("delete blob link %s@%s: %w", repo, d, err)
+	}
+	return nil
+}
+
+// MountBlob links a blob that is already stored into repo without moving any
+// bytes. With from set, the blob must be visible in that repository; with
+// from empty, any stored blob may be mounted (automatic content discovery),
+// which the caller must only allow when repository isolation is not needed.
+// It reports false, with no error, when there is nothing to mount.
+func (r *Registry) MountBlob(ctx context.Context, repo, from string, d digest.Digest) (bool, error) {
+	if err := r.checkWritable(); err != nil {
+		return false, err
+	}
+	if err := ValidateName(repo); err != nil {
+		return false, err
+	}
+	if from != "" {
+		if err := ValidateName(from); err != nil {
+			return false, err
+		}
+		if _, err := r.Blob(ctx, from, d); err != nil {
+			if isCode(err, CodeBlobUnknown) {
+				return false, nil
+			}
+			return false, err
+		}
+	} else {
+		ok, err := r.exists(ctx, blobDataPath(d))
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	if err := r.writeLink(ctx, layerLinkPath(repo, d), d); err != nil {
+		return false, fmt.Errorf("mount blob %s into %s: %w", d, repo, err)
+	}
+	return true, nil
+}
+
+func isCode(err error, code Code) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == code
+}

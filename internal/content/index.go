@@ -1,0 +1,59 @@
+package content
+
+import (
+	"context"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// Index answers the questions that distribution answers by walking storage:
+// which repositories exist, which tags a repository has, which manifests
+// refer to a subject. Storage stays the source of truth; the index is derived
+// from it and can be rebuilt from it at any time (Registry.Rebuild).
+type Index interface {
+	PutManifest(ctx context.Context, repo string, rec ManifestRecord) error
+	// DeleteManifest forgets a manifest and every tag pointing at it.
+	DeleteManifest(ctx context.Context, repo string, d digest.Digest) error
+	Manifest(ctx context.Context, repo string, d digest.Digest) (ManifestRecord, bool, error)
+
+	PutTag(ctx context.Context, repo, tag string, d digest.Digest) error
+	DeleteTag(ctx context.Context, repo, tag string) error
+	Tag(ctx context.Context, repo, tag string) (digest.Digest, bool, error)
+	// Tags lists tags sorted by name, starting after last, at most n (n < 0:
+	// all).
+	Tags(ctx context.Context, repo, last string, n int) ([]Tag, error)
+
+	// Repositories lists repositories holding at least one manifest, sorted,
+	// starting after last, at most n (n < 0: all).
+	Repositories(ctx context.Context, last string, n int) ([]string, error)
+	HasRepository(ctx context.Context, repo string) (bool, error)
+
+	// Referrers lists the manifests of repo whose subject is d.
+	Referrers(ctx context.Context, repo string, d digest.Digest) ([]ManifestRecord, error)
+
+	// Replace swaps the whole index for the given snapshot in one step.
+	Replace(ctx context.Context, repos []RepositorySnapshot) error
+}
+
+// ManifestRecord is what the index keeps about one manifest revision.
+type ManifestRecord struct {
+	Digest       digest.Digest     `json:"digest"`
+	MediaType    string            `json:"mediaType"`
+	Size         int64             `json:"size"`
+	ArtifactType string            `json:"artifactType,omitempty"`
+	Subject      digest.Digest     `json:"subject,omitempty"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
+}
+
+// Tag is a tag name and the manifest it points at.
+type Tag struct {
+	Name   string
+	Digest digest.Digest
+}
+
+// RepositorySnapshot is one repository's index content, used to rebuild.
+type RepositorySnapshot struct {
+	Name      string
+	Manifests []ManifestRecord
+	Tags      []Tag
+}

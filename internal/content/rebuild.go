@@ -1,0 +1,149 @@
+package content
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// Rebuild recreates the index from the storage layout, which is how berth
+// adopts a tree written by registry:2 and how it recovers after a crash. It
+// reads every repository's manifest revisions and tags; blobs are not read.
+func (r *Registry) Rebuild(ctx context.Context) (int, error) {
+	var names []string
+	if err := r.findRepositories(ctx, reposRoot(), &names); err != nil {
+		return 0, fmt.Errorf("rebuild index: %w", err)
+	}
+	snaps := make([]RepositorySnapshot, 0, len(names))
+	for _, name := range names {
+		snap, err := r.snapshotRepository(ctx, name)
+		if err != nil {
+			return 0, fmt.Errorf("rebuild index: repository %s: %w", name, err)
+		}
+		if len(snap.Manifests) > 0 {
+			snaps = append(snaps, snap)
+		}
+	}
+	if err := r.index.Replace(ctx, snaps); err != nil {
+		return 0, err
+	}
+	return len(snaps), nil
+}
+
+// findRepositories walks the repositories tree: a directory holding
+// "_manifests" is a repository; other "_" directories belong to one; any
+// other directory may hold nested repositories.
+func (r *Registry) findRepositories(ctx context.Context, dir string, out *[]string) error {
+	children, err := r.driver.List(ctx, dir)
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, child := range children {
+		base := path.Base(child)
+		if base == "_manifests" {
+			name := strings.TrimPrefix(dir, reposRoot()+"/")
+			if ValidateName(name) == nil {
+				*out = append(*out, name)
+			} else {
+				r.log.Warn("skipping repository with invalid name", "name", name)
+			}
+			continue
+		}
+		if strings.HasPrefix(base, "_") {
+			continue
+		}
+		fi, err := r.driver.Stat(ctx, child)
+		if err != nil || !fi.IsDir {
+			continue
+		}
+		if err := r.findRepositories(ctx, child, out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Registry) snapshotRepository(ctx context.Context, name string) (RepositorySnapshot, error) {
+	snap := RepositorySnapshot{Name: name}
+	known := make(map[digest.Digest]bool)
+	for _, alg := range []digest.Algorithm{digest.SHA256, digest.SHA512} {
+		dirs, err := r.driver.List(ctx, path.Join(revisionsRoot(name), string(alg)))
+		if isNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return snap, err
+		}
+		for _, dir := range dirs {
+			d := digest.NewDigestFromEncoded(alg, path.Base(dir))
+			if d.Validate() != nil {
+				continue
+			}
+			if _, err := r.readLink(ctx, revisionLinkPath(name, d)); err != nil {
+				continue // a revision without its link is not part of the repository
+			}
+			rec, ok, err := r.describeStored(ctx, name, d)
+			if err != nil {
+				return snap, err
+			}
+			if ok {
+				snap.Manifests = append(snap.Manifests, rec)
+				known[d] = true
+			}
+		}
+	}
+	tags, err := r.driver.List(ctx, tagsRoot(name))
+	if err != nil && !isNotFound(err) {
+		return snap, err
+	}
+	for _, t := range tags {
+		tag := path.Base(t)
+		if ValidateTag(tag) != nil {
+			continue
+		}
+		d, err := r.readLink(ctx, tagCurrentLinkPath(name, tag))
+		if err != nil || !known[d] {
+			continue
+		}
+		snap.Tags = append(snap.Tags, Tag{Name: tag, Digest: d})
+	}
+	return snap, nil
+}
+
+// describeStored builds the index record of a stored manifest. It is lenient
+// where PutManifest is strict: whatever registry:2 accepted is served.
+func (r *Registry) describeStored(ctx context.Context, repo string, d digest.Digest) (ManifestRecord, bool, error) {
+	body, err := r.driver.GetContent(ctx, blobDataPath(d))
+	if isNotFound(err) {
+		r.log.Warn("manifest revision without content, skipped", "repo", repo, "digest", d)
+		return ManifestRecord{}, false, nil
+	}
+	if err != nil {
+		return ManifestRecord{}, false, err
+	}
+	sidecar, _ := r.driver.GetContent(ctx, revisionMediaTypePath(repo, d))
+	if p, err := parseManifest(string(sidecar), body); err == nil && p.mediaType != "" {
+		return recordOf(d, int64(len(body)), p), true, nil
+	}
+	var doc struct {
+		SchemaVersion int    `json:"schemaVersion"`
+		MediaType     string `json:"mediaType"`
+	}
+	_ = json.Unmarshal(body, &doc)
+	mt := doc.MediaType
+	if mt == "" && doc.SchemaVersion == 1 {
+		mt = mediaTypeDockerSchema1JWS
+	}
+	if mt == "" {
+		r.log.Warn("manifest of unknown kind, skipped", "repo", repo, "digest", d)
+		return ManifestRecord{}, false, nil
+	}
+	return ManifestRecord{Digest: d, MediaType: mt, Size: int64(len(body))}, true, nil
+}

@@ -1,0 +1,313 @@
+package content
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding"
+	"fmt"
+	"hash"
+	"io"
+	"path"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth-registry/berth/internal/storage"
+)
+
+// Upload is the state of a blob upload in progress.
+type Upload struct {
+	ID        string
+	Repo      string
+	Size      int64
+	StartedAt time.Time
+}
+
+// An upload lives entirely in storage (data, start time, and the sha256 state
+// after each chunk), so any berth instance can continue it and a restart
+// loses nothing. The digest is computed while the bytes stream in; the saved
+// hash state lets the next chunk continue hashing without re-reading what is
+// already stored.
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
+func validateUploadID(id string) error {
+	if len(id) != 36 {
+		return newError(CodeBlobUploadUnknown, "upload %q unknown", truncate(id))
+	}
+	if _, err := uuid.Parse(id); err != nil {
+		return newError(CodeBlobUploadUnknown, "upload %q unknown", truncate(id))
+	}
+	return nil
+}
+
+// StartUpload begins a new upload in repo.
+func (r *Registry) StartUpload(ctx context.Context, repo string) (Upload, error) {
+	if err := r.checkWritable(); err != nil {
+		return Upload{}, err
+	}
+	if err := ValidateName(repo); err != nil {
+		return Upload{}, err
+	}
+	u := Upload{ID: uuid.NewString(), Repo: repo, StartedAt: time.Now().UTC()}
+	stamp := []byte(u.StartedAt.Format(time.RFC3339Nano))
+	if err := r.driver.PutContent(ctx, uploadStartedAtPath(repo, u.ID), stamp); err != nil {
+		return Upload{}, fmt.Errorf("start upload in %s: %w", repo, err)
+	}
+	return u, nil
+}
+
+// UploadStatus reports how many bytes an upload holds.
+func (r *Registry) UploadStatus(ctx context.Context, repo, id string) (Upload, error) {
+	if err := ValidateName(repo); err != nil {
+		return Upload{}, err
+	}
+	if err := validateUploadID(id); err != nil {
+		return Upload{}, err
+	}
+	stamp, err := r.driver.GetContent(ctx, uploadStartedAtPath(repo, id))
+	if isNotFound(err) {
+		return Upload{}, newError(CodeBlobUploadUnknown, "upload %s unknown to repository %s", id, repo)
+	}
+	if err != nil {
+		return Upload{}, fmt.Errorf("upload %s status: %w", id, err)
+	}
+	u := Upload{ID: id, Repo: repo}
+	u.StartedAt, _ = time.Parse(time.RFC3339Nano, string(stamp))
+	fi, err := r.driver.Stat(ctx, uploadDataPath(repo, id))
+	switch {
+	case err == nil:
+		u.Size = fi.Size
+	case !isNotFound(err):
+		return Upload{}, fmt.Errorf("upload %s status: %w", id, err)
+	}
+	return u, nil
+}
+
+// AppendUpload streams body onto the end of an upload. start is where the
+// client says the chunk begins (-1 when it did not say); a chunk that does
+// not begin exactly at the current end is refused with ErrRangeInvalid and
+// nothing is written. If body fails midway (a client disconnect), what
+// arrived is kept and the upload can be resumed from its new size.
+func (r *Registry) AppendUpload(ctx context.Context, repo, id string, start int64, body io.Reader) (Upload, error) {
+	if err := r.checkWritable(); err != nil {
+		return Upload{}, err
+	}
+	unlock := r.uploadLocks.lock(repo + "/" + id)
+	defer unlock()
+	u, err := r.UploadStatus(ctx, repo, id)
+	if err != nil {
+		return Upload{}, err
+	}
+	if start >= 0 && start != u.Size {
+		return u, newError(CodeRangeInvalid, "chunk starts at %d but upload %s holds %d bytes", start, id, u.Size)
+	}
+	w, h, err := r.openUpload(ctx, repo, id, u.Size)
+	if err != nil {
+		return u, err
+	}
+	defer w.Close()
+	_, cerr := r.streamInto(ctx, repo, id, w, h, body)
+	u.Size = w.Size()
+	if cerr != nil {
+		return u, cerr
+	}
+	return u, nil
+}
+
+// FinishUpload appends a last chunk (body may be nil), verifies the whole
+// upload against d and, only if it matches, makes the blob visible in repo.
+// A mismatch deletes the upload: nothing of it remains.
+func (r *Registry) FinishUpload(ctx context.Context, repo, id string, start int64, body io.Reader, d digest.Digest) (BlobInfo, error) {
+	if err := r.checkWritable(); err != nil {
+		return BlobInfo{}, err
+	}
+	unlock := r.uploadLocks.lock(repo + "/" + id)
+	defer unlock()
+	u, err := r.UploadStatus(ctx, repo, id)
+	if err != nil {
+		return BlobInfo{}, err
+	}
+	if start >= 0 && start != u.Size {
+		return BlobInfo{}, newError(CodeRangeInvalid, "chunk starts at %d but upload %s holds %d bytes", start, id, u.Size)
+	}
+	w, h, err := r.openUpload(ctx, repo, id, u.Size)
+	if err != nil {
+		return BlobInfo{}, err
+	}
+	if body != nil {
+		if _, err := r.streamInto(ctx, repo, id, w, h, body); err != nil {
+			w.Close()
+			return BlobInfo{}, err
+		}
+	}
+	size := w.Size()
+	// Durable before visible: the data is synced before it gets its name.
+	if err := w.Commit(ctx); err != nil {
+		w.Close()
+		return BlobInfo{}, fmt.Errorf("commit upload %s: %w", id, err)
+	}
+	w.Close()
+
+	if err := r.verifyUpload(ctx, repo, id, h, d); err != nil {
+		if derr := r.driver.Delete(ctx, uploadDir(repo, id)); derr != nil && !isNotFound(derr) {
+			r.log.Warn("cannot remove rejected upload", "repo", repo, "upload", id, "err", derr)
+		}
+		return BlobInfo{}, err
+	}
+	if err := r.commitBlob(ctx, repo, uploadDataPath(repo, id), d); err != nil {
+		return BlobInfo{}, fmt.Errorf("commit upload %s: %w", id, err)
+	}
+	if err := r.driver.Delete(ctx, uploadDir(repo, id)); err != nil && !isNotFound(err) {
+		r.log.Warn("cannot remove finished upload", "repo", repo, "upload", id, "err", err)
+	}
+	return BlobInfo{Digest: d, Size: size}, nil
+}
+
+// CancelUpload discards an upload and everything it holds.
+func (r *Registry) CancelUpload(ctx context.Context, repo, id string) error {
+	unlock := r.uploadLocks.lock(repo + "/" + id)
+	defer unlock()
+	if _, err := r.UploadStatus(ctx, repo, id); err != nil {
+		return err
+	}
+	if err := r.driver.Delete(ctx, uploadDir(repo, id)); err != nil && !isNotFound(err) {
+		return fmt.Errorf("cancel upload %s: %w", id, err)
+	}
+	return nil
+}
+
+// PutBlob stores a whole blob in one call (monolithic upload).
+func (r *Registry) PutBlob(ctx context.Context, repo string, d digest.Digest, body io.Reader) (BlobInfo, error) {
+	u, err := r.StartUpload(ctx, repo)
+	if err != nil {
+		return BlobInfo{}, err
+	}
+	info, err := r.FinishUpload(ctx, repo, u.ID, 0, body, d)
+	if err != nil {
+		// A failed finish may leave the upload behind (e.g. a broken body);
+		// a monolithic upload is never resumed, so drop it.
+		if derr := r.driver.Delete(ctx, uploadDir(repo, u.ID)); derr != nil && !isNotFound(derr) {
+			r.log.Warn("cannot remove failed upload", "repo", repo, "upload", u.ID, "err", derr)
+		}
+	}
+	return info, err
+}
+
+// openUpload opens the upload's data for appending and restores the hash
+// state matching its size; h is nil when no such state was saved (the digest
+// is then computed from the stored bytes at the end).
+func (r *Registry) openUpload(ctx context.Context, repo, id string, size int64) (storage.FileWriter, hash.Hash, error) {
+	var w storage.FileWriter
+	var err error
+	if size == 0 {
+		w, err = r.driver.Writer(ctx, uploadDataPath(repo, id), false)
+	} else {
+		w, err = r.driver.Writer(ctx, uploadDataPath(repo, id), true)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("open upload %s: %w", id, err)
+	}
+	h := sha256.New()
+	if w.Size() > 0 {
+		state, err := r.driver.GetContent(ctx, hashStatePath(repo, id, w.Size()))
+		if err != nil || h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state) != nil {
+			h = nil
+		}
+	}
+	return w, h, nil
+}
+
+func hashStatePath(repo, id string, offset int64) string {
+	return path.Join(uploadHashStateDir(repo, id, digest.SHA256), strconv.FormatInt(offset, 10))
+}
+
+// streamInto copies body into w, hashing exactly the bytes that reached w,
+// then saves the hash state for the new size so a later chunk can go on.
+func (r *Registry) streamInto(ctx context.Context, repo, id string, w storage.FileWriter, h hash.Hash, body io.Reader) (int64, error) {
+	before := w.Size()
+	bufp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bufp)
+	buf := *bufp
+	var written int64
+	var copyErr error
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			wn, werr := w.Write(buf[:n])
+			if h != nil {
+				h.Write(buf[:wn])
+			}
+			written += int64(wn)
+			if werr != nil {
+				copyErr = fmt.Errorf("write upload %s: %w", id, werr)
+				break
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			copyErr = newError(CodeBlobUploadInvalid, "reading request body: %v", rerr)
+			break
+		}
+	}
+	if h != nil && w.Size() != before {
+		state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+		if err == nil {
+			err = r.driver.PutContent(ctx, hashStatePath(repo, id, w.Size()), state)
+		}
+		if err != nil {
+			r.log.Warn("cannot save upload hash state", "upload", id, "err", err)
+		} else if before > 0 {
+			if err := r.driver.Delete(ctx, hashStatePath(repo, id, before)); err != nil && !isNotFound(err) {
+				r.log.Warn("cannot remove old upload hash state", "upload", id, "err", err)
+			}
+		}
+	}
+	return written, copyErr
+}
+
+// verifyUpload checks the upload's bytes against d, using the streamed hash
+// when it applies and re-reading the data otherwise (another algorithm, or a
+// hash state that was lost).
+func (r *Registry) verifyUpload(ctx context.Context, repo, id string, h hash.Hash, d digest.Digest) error {
+	var got digest.Digest
+	if h != nil && d.Algorithm() == digest.SHA256 {
+		got = digest.NewDigest(digest.SHA256, h)
+	} else {
+		rc, err := r.driver.Reader(ctx, uploadDataPath(repo, id), 0)
+		if err != nil {
+			return fmt.Errorf("verify upload %s: %w", id, err)
+		}
+		defer rc.Close()
+		got, err = d.Algorithm().FromReader(rc)
+		if err != nil {
+			return fmt.Errorf("verify upload %s: %w", id, err)
+		}
+	}
+	if got != d {
+		return &Error{Code: CodeDigestInvalid, Message: fmt.Sprintf("upload content has digest %s, not %s", got, d)}
+	}
+	return nil
+}
+
+// commitBlob moves verified bytes to the blob's content address (unless an
+// identical blob is already there) and links the blob into repo.
+func (r *Registry) commitBlob(ctx context.Context, repo, src string, d digest.Digest) error {
+	present, err := r.exists(ctx, blobDataPath(d))
+	if err != nil {
+		return err
+	}
+	if !present {
+		if err := r.driver.Move(ctx, src, blobDataPath(d)); err != nil {
+			return err
+		}
+	}
+	return r.writeLink(ctx, layerLinkPath(repo, d), d)
+}
+
+

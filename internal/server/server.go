@@ -1,0 +1,144 @@
+// Package server assembles a running registry from its parts: storage
+// driver, index, content model, API handler and the HTTP server around them,
+// and owns their lifecycle (start-up rebuild, graceful shutdown).
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/berth-registry/berth/internal/api"
+	"github.com/berth-registry/berth/internal/content"
+	"github.com/berth-registry/berth/internal/index"
+	"github.com/berth-registry/berth/internal/storage"
+	"github.com/berth-registry/berth/internal/storage/filesystem"
+)
+
+// Options are the settings the server needs, already resolved from the
+// configuration file, environment and flags.
+type Options struct {
+	Addr string
+	// RootDirectory is the filesystem driver's root.
+	RootDirectory string
+	// IndexPath is where the embedded index lives; empty means
+	// RootDirectory/berth/index.db.
+	IndexPath       string
+	DeleteEnabled   bool
+	ReadOnly        bool
+	MaxManifestSize int64
+	// DrainTimeout bounds how long shutdown waits for in-flight requests;
+	// zero waits for all of them.
+	DrainTimeout time.Duration
+	// Headers are added to every response (http.headers).
+	Headers   http.Header
+	AccessLog bool
+	Logger    *slog.Logger
+}
+
+// Server is a registry ready to serve.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	index   *index.Bolt
+	handler http.Handler
+}
+
+// New opens storage and the index, rebuilding the index from storage when it
+// is missing or was not closed cleanly.
+func New(ctx context.Context, opts Options) (*Server, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	driver, err := filesystem.New(opts.RootDirectory)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	return newWithDriver(ctx, opts, driver, log)
+}
+
+func newWithDriver(ctx context.Context, opts Options, driver storage.Driver, log *slog.Logger) (*Server, error) {
+	idxPath := opts.IndexPath
+	if idxPath == "" {
+		idxPath = filepath.Join(opts.RootDirectory, "berth", "index.db")
+	}
+	idx, err := index.Open(idxPath)
+	if err != nil {
+		return nil, err
+	}
+	reg := content.New(driver, idx, content.Options{
+		MaxManifestSize: opts.MaxManifestSize,
+		DeleteEnabled:   opts.DeleteEnabled,
+		ReadOnly:        opts.ReadOnly,
+		Logger:          log,
+	})
+	if idx.Stale() {
+		start := time.Now()
+		log.Info("building index from storage", "index", idxPath)
+		n, err := reg.Rebuild(ctx)
+		if err != nil {
+			idx.Close()
+			return nil, err
+		}
+		log.Info("index built", "repositories", n, "duration", time.Since(start).Round(time.Millisecond))
+	}
+	var h http.Handler = api.New(reg, log)
+	h = withHeaders(h, opts.Headers)
+	h = withRequestLog(h, log, opts.AccessLog)
+	return &Server{opts: opts, log: log, index: idx, handler: h}, nil
+}
+
+// Handler is the registry's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Close releases the index, marking it clean.
+func (s *Server) Close() error { return s.index.Close() }
+
+// Serve listens on opts.Addr until ctx is cancelled, then drains.
+func (s *Server) Serve(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", s.opts.Addr, err)
+	}
+	return s.ServeListener(ctx, ln)
+}
+
+// ServeListener serves on ln until ctx is cancelled, then stops accepting and
+// lets in-flight requests finish within the drain timeout.
+func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.log.Info("berth listening", "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down: draining in-flight requests", "timeout", s.opts.DrainTimeout)
+	drainCtx := context.Background()
+	if s.opts.DrainTimeout > 0 {
+		var cancel context.CancelFunc
+		drainCtx, cancel = context.WithTimeout(drainCtx, s.opts.DrainTimeout)
+		defer cancel()
+	}
+	if err := srv.Shutdown(drainCtx); err != nil {
+		s.log.Warn("drain timeout reached, closing remaining connections", "err", err)
+		srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
