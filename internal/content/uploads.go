@@ -309,5 +309,3 @@ func (r *Registry) commitBlob(ctx context.Context, repo, src string, d digest.Di
 	}
 	return r.writeLink(ctx, layerLinkPath(repo, d), d)
 }
-
-
