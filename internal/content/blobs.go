@@ -68,11 +68,11 @@ func (r *Registry) DeleteBlob(ctx context.Context, repo string, d digest.Digest)
 	return nil
 }
 
-// MountBlob links a blob that is already stored into repo without moving any
-// bytes. With from set, the blob must be visible in that repository; with
-// from empty, any stored blob may be mounted (automatic content discovery),
-// which the caller must only allow when repository isolation is not needed.
-// It reports false, with no error, when there is nothing to mount.
+// MountBlob links a blob that is visible in repository from into repo
+// without moving any bytes. It reports false, with no error, when there is
+// nothing to mount; the client then uploads as usual. A mount without from
+// (automatic content discovery) is never done: it would let anyone who knows
+// a digest read a blob from a repository they cannot see.
 func (r *Registry) MountBlob(ctx context.Context, repo, from string, d digest.Digest) (bool, error) {
 	if err := r.checkWritable(); err != nil {
 		return false, err
@@ -80,21 +80,17 @@ func (r *Registry) MountBlob(ctx context.Context, repo, from string, d digest.Di
 	if err := ValidateName(repo); err != nil {
 		return false, err
 	}
-	if from != "" {
-		if err := ValidateName(from); err != nil {
-			return false, err
+	if from == "" {
+		return false, nil
+	}
+	if err := ValidateName(from); err != nil {
+		return false, err
+	}
+	if _, err := r.Blob(ctx, from, d); err != nil {
+		if isCode(err, CodeBlobUnknown) {
+			return false, nil
 		}
-		if _, err := r.Blob(ctx, from, d); err != nil {
-			if isCode(err, CodeBlobUnknown) {
-				return false, nil
-			}
-			return false, err
-		}
-	} else {
-		ok, err := r.exists(ctx, blobDataPath(d))
-		if err != nil || !ok {
-			return false, err
-		}
+		return false, err
 	}
 	if err := r.writeLink(ctx, layerLinkPath(repo, d), d); err != nil {
 		return false, fmt.Errorf("mount blob %s into %s: %w", d, repo, err)

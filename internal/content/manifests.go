@@ -317,8 +317,9 @@ func (r *Registry) resolve(ctx context.Context, repo, ref string) (ManifestRecor
 			return ManifestRecord{}, err
 		}
 	} else {
-		if err := ValidateTag(ref); err != nil {
-			return ManifestRecord{}, err
+		if ValidateTag(ref) != nil {
+			// No manifest can live under a name that cannot be a tag.
+			return ManifestRecord{}, newError(CodeManifestUnknown, "manifest %q not found in repository %s", truncate(ref), repo)
 		}
 		var ok bool
 		var err error
