@@ -305,7 +305,10 @@ func (r *Registry) checkReferences(ctx context.Context, repo string, p *parsedMa
 	return nil
 }
 
-// resolve turns a reference into a manifest record.
+// resolve turns a reference into a manifest record. The index answers; on a
+// miss, storage is asked too, so content written while berth was not running
+// (say, by registry:2 on the same tree) is still served, and the index learns
+// it.
 func (r *Registry) resolve(ctx context.Context, repo, ref string) (ManifestRecord, error) {
 	if err := ValidateName(repo); err != nil {
 		return ManifestRecord{}, err
@@ -326,7 +329,7 @@ func (r *Registry) resolve(ctx context.Context, repo, ref string) (ManifestRecor
 		if d, ok, err = r.index.Tag(ctx, repo, ref); err != nil {
 			return ManifestRecord{}, err
 		} else if !ok {
-			return ManifestRecord{}, newError(CodeManifestUnknown, "tag %s not found in repository %s", ref, repo)
+			return r.resolveFromStorage(ctx, repo, ref)
 		}
 	}
 	rec, ok, err := r.index.Manifest(ctx, repo, d)
@@ -334,7 +337,47 @@ func (r *Registry) resolve(ctx context.Context, repo, ref string) (ManifestRecor
 		return ManifestRecord{}, err
 	}
 	if !ok {
-		return ManifestRecord{}, newError(CodeManifestUnknown, "manifest %s not found in repository %s", d, repo)
+		return r.resolveFromStorage(ctx, repo, ref)
+	}
+	return rec, nil
+}
+
+func (r *Registry) resolveFromStorage(ctx context.Context, repo, ref string) (ManifestRecord, error) {
+	unknown := newError(CodeManifestUnknown, "manifest %s not found in repository %s", ref, repo)
+	var tag string
+	var d digest.Digest
+	var err error
+	if IsDigestReference(ref) {
+		d = digest.Digest(ref)
+	} else {
+		tag = ref
+		if d, err = r.readLink(ctx, tagCurrentLinkPath(repo, tag)); err != nil {
+			if isNotFound(err) {
+				return ManifestRecord{}, unknown
+			}
+			return ManifestRecord{}, fmt.Errorf("resolve %s:%s: %w", repo, tag, err)
+		}
+	}
+	if _, err := r.readLink(ctx, revisionLinkPath(repo, d)); err != nil {
+		if isNotFound(err) {
+			return ManifestRecord{}, unknown
+		}
+		return ManifestRecord{}, fmt.Errorf("resolve %s@%s: %w", repo, d, err)
+	}
+	rec, ok, err := r.describeStored(ctx, repo, d)
+	if err != nil {
+		return ManifestRecord{}, fmt.Errorf("resolve %s@%s: %w", repo, d, err)
+	}
+	if !ok {
+		return ManifestRecord{}, unknown
+	}
+	if err := r.index.PutManifest(ctx, repo, rec); err != nil {
+		return ManifestRecord{}, err
+	}
+	if tag != "" {
+		if err := r.index.PutTag(ctx, repo, tag, d); err != nil {
+			return ManifestRecord{}, err
+		}
 	}
 	return rec, nil
 }

@@ -61,8 +61,10 @@ type Driver interface {
 	Delete(ctx context.Context, path string) error
 }
 
-// FileWriter streams a large object. Nothing is visible at the target path
-// until Commit; Close suspends the write so Writer(path, true) can continue it.
+// FileWriter streams a large object. Readers must not rely on the object at
+// the path before Commit (object stores only create it then; the filesystem
+// writes in place); Close suspends the write, keeping what was written
+// durable, so Writer(path, true) can continue it, in this or another process.
 type FileWriter interface {
 	io.Writer
 	// Size is the number of bytes written so far, including earlier sessions.

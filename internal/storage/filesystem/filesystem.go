@@ -370,10 +370,11 @@ var (
 // straight to the *os.File: layer streams arrive in large chunks, and a
 // bufio layer would only add a copy.
 type fileWriter struct {
-	f    *os.File
-	path string
-	size int64
-	err  error // non-nil once closed, committed or cancelled
+	f     *os.File
+	path  string
+	size  int64
+	dirty bool  // bytes written since open and not yet synced
+	err   error // non-nil once closed, committed or cancelled
 }
 
 var (
@@ -387,6 +388,7 @@ func (w *fileWriter) Write(b []byte) (int, error) {
 	}
 	n, err := w.f.Write(b)
 	w.size += int64(n)
+	w.dirty = w.dirty || n > 0
 	if err != nil {
 		return n, &storage.PathError{Op: "write", Path: w.path, Err: err}
 	}
@@ -401,6 +403,7 @@ func (w *fileWriter) ReadFrom(r io.Reader) (int64, error) {
 	}
 	n, err := w.f.ReadFrom(r)
 	w.size += n
+	w.dirty = w.dirty || n > 0
 	if err != nil {
 		return n, &storage.PathError{Op: "write", Path: w.path, Err: err}
 	}
@@ -410,11 +413,20 @@ func (w *fileWriter) ReadFrom(r io.Reader) (int64, error) {
 func (w *fileWriter) Size() int64 { return w.size }
 
 // Close is idempotent so callers can defer it and still Cancel or Commit.
+// Bytes written since the last sync are synced first: once a chunk has been
+// acknowledged to a client, a crash must not take it back, or the upload's
+// size and its saved hash state would disagree with what the client was told.
 func (w *fileWriter) Close() error {
 	if w.f == nil {
 		return nil
 	}
-	err := w.f.Close()
+	var err error
+	if w.dirty && w.err == nil {
+		err = w.f.Sync()
+	}
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
 	w.f = nil
 	if w.err == nil {
 		w.err = errClosed
@@ -450,6 +462,7 @@ func (w *fileWriter) Commit(ctx context.Context) error {
 	if err := w.f.Sync(); err != nil {
 		return &storage.PathError{Op: "commit", Path: w.path, Err: err}
 	}
+	w.dirty = false
 	if err := syncDir(filepath.Dir(w.f.Name())); err != nil {
 		return &storage.PathError{Op: "commit", Path: w.path, Err: err}
 	}
