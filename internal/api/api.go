@@ -4,26 +4,41 @@
 package api
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 
+	"github.com/berth-registry/berth/internal/auth"
 	"github.com/berth-registry/berth/internal/content"
 )
 
 // Handler is the /v2/ API.
 type Handler struct {
-	reg *content.Registry
-	log *slog.Logger
+	reg  *content.Registry
+	auth auth.Authorizer
+	log  *slog.Logger
+}
+
+// Options configure the API handler.
+type Options struct {
+	// Authorizer checks every request; nil allows everything.
+	Authorizer auth.Authorizer
+	Logger     *slog.Logger
 }
 
 // New returns the API handler for reg.
-func New(reg *content.Registry, log *slog.Logger) *Handler {
-	if log == nil {
-		log = slog.Default()
+func New(reg *content.Registry, opts Options) *Handler {
+	h := &Handler{reg: reg, auth: opts.Authorizer, log: opts.Logger}
+	if h.auth == nil {
+		h.auth = auth.AllowAll{}
 	}
-	return &Handler{reg: reg, log: log}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	return h
 }
 
 type routeKind int
@@ -84,10 +99,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.URL.Path {
 	case "/v2", "/v2/":
-		h.methods(w, r, map[string]http.HandlerFunc{http.MethodGet: h.base, http.MethodHead: h.base})
+		if r, ok := h.authorize(w, r, nil); ok {
+			h.methods(w, r, map[string]http.HandlerFunc{http.MethodGet: h.base, http.MethodHead: h.base})
+		}
 		return
 	case "/v2/_catalog":
-		h.methods(w, r, map[string]http.HandlerFunc{http.MethodGet: h.catalog})
+		if r, ok := h.authorize(w, r, []auth.Access{auth.Catalog}); ok {
+			h.methods(w, r, map[string]http.HandlerFunc{http.MethodGet: h.catalog})
+		}
 		return
 	}
 	rt := parseRoute(r.URL.Path)
@@ -97,6 +116,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := content.ValidateName(rt.name); err != nil {
 		h.writeError(w, r, err)
+		return
+	}
+	r, ok := h.authorize(w, r, accessFor(r, rt))
+	if !ok {
 		return
 	}
 	var m map[string]http.HandlerFunc
@@ -149,6 +172,65 @@ func (h *Handler) base(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodHead {
 		w.Write([]byte("{}"))
 	}
+}
+
+// accessFor is the access a request needs, in token-auth scope terms.
+// Uploads need pull as well as push, as in distribution: an upload can
+// reveal whether a blob exists.
+func accessFor(r *http.Request, rt route) []auth.Access {
+	switch {
+	case r.Method == http.MethodGet || r.Method == http.MethodHead:
+		if rt.kind == routeUpload {
+			return []auth.Access{auth.Repository(rt.name, auth.ActionPull, auth.ActionPush)}
+		}
+		return []auth.Access{auth.Repository(rt.name, auth.ActionPull)}
+	case r.Method == http.MethodDelete && rt.kind != routeUpload:
+		return []auth.Access{auth.Repository(rt.name, auth.ActionDelete)}
+	}
+	access := []auth.Access{auth.Repository(rt.name, auth.ActionPull, auth.ActionPush)}
+	if from := r.URL.Query().Get("from"); rt.kind == routeUploadStart && from != "" && content.ValidateName(from) == nil {
+		access = append(access, auth.Repository(from, auth.ActionPull))
+	}
+	return access
+}
+
+type identityKey struct{}
+
+// authorize runs the Authorizer and answers the request itself when access
+// is refused. The identity travels in the request context for listings.
+func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, access []auth.Access) (*http.Request, bool) {
+	id, err := h.auth.Authorize(r, access)
+	if err != nil {
+		var ae *auth.Error
+		if !errors.As(err, &ae) {
+			h.writeError(w, r, err)
+			return r, false
+		}
+		for k, v := range ae.Header {
+			w.Header()[k] = v
+		}
+		if ae.Challenge != "" {
+			w.Header().Set("WWW-Authenticate", ae.Challenge)
+		}
+		var detail any
+		if len(ae.Detail) > 0 {
+			d := make([]map[string]string, len(ae.Detail))
+			for i, a := range ae.Detail {
+				d[i] = map[string]string{"Type": a.Type, "Name": a.Name, "Action": strings.Join(a.Actions, ",")}
+			}
+			detail = d
+		}
+		writeJSONError(w, ae.Status, ae.Code, ae.Message, detail)
+		return r, false
+	}
+	return r.WithContext(context.WithValue(r.Context(), identityKey{}, id)), true
+}
+
+func identityOf(r *http.Request) auth.Identity {
+	if id, ok := r.Context().Value(identityKey{}).(auth.Identity); ok {
+		return id
+	}
+	return nil
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

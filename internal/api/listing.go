@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/berth-registry/berth/internal/auth"
 	"github.com/berth-registry/berth/internal/content"
 )
 
@@ -59,13 +60,10 @@ func (h *Handler) catalog(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	repos, more, err := h.reg.Repositories(r.Context(), last, n)
+	repos, more, err := h.visibleRepositories(r, last, n)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
-	}
-	if repos == nil {
-		repos = []string{}
 	}
 	if more && len(repos) > 0 {
 		setNextLink(w, "/v2/_catalog", n, repos[len(repos)-1])
@@ -73,6 +71,38 @@ func (h *Handler) catalog(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, "application/json", struct {
 		Repositories []string `json:"repositories"`
 	}{repos})
+}
+
+// visibleRepositories pages through the catalog keeping only repositories
+// the caller may pull, so a listing never reveals names it should not.
+func (h *Handler) visibleRepositories(r *http.Request, last string, n int) ([]string, bool, error) {
+	id := identityOf(r)
+	want := n
+	if want < 0 {
+		want = content.MaxPageSize
+	}
+	out := []string{}
+	if want == 0 {
+		return out, false, nil
+	}
+	for len(out) < want {
+		page, more, err := h.reg.Repositories(r.Context(), last, want-len(out))
+		if err != nil {
+			return nil, false, err
+		}
+		for _, name := range page {
+			if id == nil || id.Can(name, auth.ActionPull) {
+				out = append(out, name)
+			}
+		}
+		if !more || len(page) == 0 {
+			return out, false, nil
+		}
+		last = page[len(page)-1]
+	}
+	// Full page: more remain if any visible repository follows.
+	next, _, err := h.visibleRepositories(r, last, 1)
+	return out, len(next) > 0, err
 }
 
 func (h *Handler) referrers(w http.ResponseWriter, r *http.Request, rt route) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/berth-registry/berth/internal/api"
+	"github.com/berth-registry/berth/internal/auth"
 	"github.com/berth-registry/berth/internal/content"
 	"github.com/berth-registry/berth/internal/index"
 	"github.com/berth-registry/berth/internal/storage"
@@ -38,7 +39,9 @@ type Options struct {
 	// Headers are added to every response (http.headers).
 	Headers   http.Header
 	AccessLog bool
-	Logger    *slog.Logger
+	// Authorizer checks every request; nil allows everything.
+	Authorizer auth.Authorizer
+	Logger     *slog.Logger
 }
 
 // Server is a registry ready to serve.
@@ -88,7 +91,7 @@ func newWithDriver(ctx context.Context, opts Options, driver storage.Driver, log
 		}
 		log.Info("index built", "repositories", n, "duration", time.Since(start).Round(time.Millisecond))
 	}
-	var h http.Handler = api.New(reg, log)
+	var h http.Handler = api.New(reg, api.Options{Authorizer: opts.Authorizer, Logger: log})
 	h = withHeaders(h, opts.Headers)
 	h = withRequestLog(h, log, opts.AccessLog)
 	return &Server{opts: opts, log: log, index: idx, handler: h}, nil
