@@ -397,6 +397,10 @@ func (r *Registry) GetManifest(ctx context.Context, repo, ref string) (Manifest,
 	if err != nil {
 		return Manifest{}, err
 	}
+	if body, ok := r.bodies.get(m.Digest); ok {
+		m.Body, m.Size = body, int64(len(body))
+		return m, nil
+	}
 	body, err := r.driver.GetContent(ctx, blobDataPath(m.Digest))
 	if isNotFound(err) {
 		return Manifest{}, newError(CodeManifestUnknown, "manifest %s not found in repository %s", m.Digest, repo)
@@ -404,7 +408,8 @@ func (r *Registry) GetManifest(ctx context.Context, repo, ref string) (Manifest,
 	if err != nil {
 		return Manifest{}, fmt.Errorf("get manifest %s@%s: %w", repo, m.Digest, err)
 	}
-	m.Body = body
+	r.bodies.put(m.Digest, body)
+	m.Body, m.Size = body, int64(len(body))
 	return m, nil
 }
 

@@ -30,8 +30,15 @@ type Options struct {
 	DeleteEnabled bool
 	// ReadOnly refuses every write (storage.maintenance.readonly).
 	ReadOnly bool
-	Logger   *slog.Logger
+	// ManifestCacheSize bounds the bytes of manifest bodies kept in memory;
+	// 0 means DefaultManifestCacheSize, negative disables the cache.
+	ManifestCacheSize int64
+	Logger            *slog.Logger
 }
+
+// DefaultManifestCacheSize is the default manifest body cache: enough for
+// thousands of typical manifests, small next to the process's other needs.
+const DefaultManifestCacheSize = 16 << 20
 
 // Registry is the content model over one storage driver and one index.
 type Registry struct {
@@ -42,6 +49,7 @@ type Registry struct {
 
 	uploadLocks keyLock
 	tagLocks    keyLock
+	bodies      *bodyCache
 }
 
 // New returns a Registry. The index must already match storage: call Rebuild
@@ -53,7 +61,11 @@ func New(driver storage.Driver, index Index, opts Options) *Registry {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Registry{driver: driver, index: index, opts: opts, log: opts.Logger}
+	if opts.ManifestCacheSize == 0 {
+		opts.ManifestCacheSize = DefaultManifestCacheSize
+	}
+	return &Registry{driver: driver, index: index, opts: opts, log: opts.Logger,
+		bodies: newBodyCache(opts.ManifestCacheSize)}
 }
 
 // MaxManifestSize is the configured manifest size limit.
