@@ -2,90 +2,167 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
-	"gopkg.in/yaml.v3"
 
+	"github.com/berth-registry/berth/internal/auth"
+	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/server"
+	"github.com/berth-registry/berth/internal/storage"
+	"github.com/berth-registry/berth/internal/storage/inmemory"
 )
-
-// minimalConfig is the subset of registry:2's config.yml read until the full
-// configuration package lands.
-type minimalConfig struct {
-	Log struct {
-		Level string `yaml:"level"`
-	} `yaml:"log"`
-	HTTP struct {
-		Addr string `yaml:"addr"`
-	} `yaml:"http"`
-	Storage struct {
-		Filesystem struct {
-			RootDirectory string `yaml:"rootdirectory"`
-		} `yaml:"filesystem"`
-		Delete struct {
-			Enabled bool `yaml:"enabled"`
-		} `yaml:"delete"`
-	} `yaml:"storage"`
-}
 
 func newServeCmd() *cobra.Command {
 	var addr, root string
 	cmd := &cobra.Command{
 		Use:   "serve [CONFIG.yml]",
 		Short: "Run the registry",
-		Long: `Run the registry. With no arguments it listens on :5000 and stores
-under ./data. CONFIG.yml is a registry:2 configuration file.`,
+		Long: `Run the registry.
+
+With no configuration at all it listens on :5000 and stores under ./data.
+CONFIG.yml is a registry:2 configuration file (default: the file named by
+REGISTRY_CONFIGURATION_PATH, if set). REGISTRY_* environment variables
+override the file, with registry:2's rules: REGISTRY_HTTP_ADDR=:5001 sets
+http.addr. Flags override both.`,
+		Example: `  berth serve
+  berth serve /etc/docker/registry/config.yml
+  berth serve --addr 127.0.0.1:5000 --root /var/lib/registry
+  REGISTRY_STORAGE_DELETE_ENABLED=true berth serve`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg := minimalConfig{}
-			cfg.HTTP.Addr = ":5000"
-			cfg.Storage.Filesystem.RootDirectory = "./data"
-			cfg.Log.Level = "info"
+			path := config.PathFromEnv(os.Environ())
 			if len(args) == 1 {
-				b, err := os.ReadFile(args[0])
-				if err != nil {
-					return fmt.Errorf("read config: %w", err)
-				}
-				if err := yaml.Unmarshal(b, &cfg); err != nil {
-					return fmt.Errorf("parse config %s: %w", args[0], err)
-				}
+				path = args[0]
+			}
+			cfg, err := config.Load(path, os.Environ())
+			if err != nil {
+				return err
 			}
 			if addr != "" {
 				cfg.HTTP.Addr = addr
 			}
 			if root != "" {
+				if cfg.Storage.Filesystem == nil {
+					return errors.New("--root applies to filesystem storage only")
+				}
 				cfg.Storage.Filesystem.RootDirectory = root
 			}
-			var level slog.Level
-			if err := level.UnmarshalText([]byte(strings.ToUpper(cfg.Log.Level))); err != nil {
-				return fmt.Errorf("log.level: %w", err)
-			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-			slog.SetDefault(log)
-
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
-			srv, err := server.New(ctx, server.Options{
-				Addr:          cfg.HTTP.Addr,
-				RootDirectory: cfg.Storage.Filesystem.RootDirectory,
-				DeleteEnabled: cfg.Storage.Delete.Enabled,
-				AccessLog:     true,
-				Logger:        log,
-			})
-			if err != nil {
-				return err
-			}
-			defer srv.Close()
-			return srv.Serve(ctx)
+			return serve(cmd.Context(), cfg, cmd.ErrOrStderr())
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", "", "listen address (overrides http.addr; default :5000)")
 	cmd.Flags().StringVar(&root, "root", "", "storage root directory (overrides storage.filesystem.rootdirectory; default ./data)")
 	return cmd
+}
+
+func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(log)
+	for _, w := range cfg.Warnings() {
+		log.Warn("configuration: " + w)
+	}
+	if err := refuseUnsafe(cfg); err != nil {
+		return err
+	}
+	driver, err := newDriver(cfg)
+	if err != nil {
+		return err
+	}
+	authorizer, err := newAuthorizer(cfg, log)
+	if err != nil {
+		return err
+	}
+	opts := server.Options{
+		Addr:            cfg.HTTP.Addr,
+		Driver:          driver,
+		IndexPath:       cfg.IndexPath(),
+		DeleteEnabled:   cfg.Storage.Delete.Enabled,
+		ReadOnly:        cfg.Storage.Maintenance.ReadOnly.Enabled,
+		MaxManifestSize: int64(cfg.Berth.Manifests.MaxSize),
+		DrainTimeout:    cfg.HTTP.DrainTimeout,
+		Headers:         http.Header(cfg.HTTP.Headers),
+		Prefix:          cfg.HTTP.Prefix,
+		Host:            cfg.HTTP.Host,
+		AccessLog:       !cfg.Log.AccessLog.Disabled,
+		Authorizer:      authorizer,
+		Logger:          log,
+	}
+	if cfg.Storage.Filesystem != nil {
+		opts.RootDirectory = cfg.Storage.Filesystem.RootDirectory
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	srv, err := server.New(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	log.Info("berth starting", "version", version, "storage", cfg.Storage.Driver(),
+		"delete", opts.DeleteEnabled, "readonly", opts.ReadOnly)
+	return srv.Serve(ctx)
+}
+
+// refuseUnsafe stops start-up when the configuration asks for something
+// berth does not do yet and running without it would be unsafe or
+// misleading: an auth provider (the registry would be open), a storage
+// driver (data would go elsewhere) or TLS (traffic would be plain text).
+func refuseUnsafe(cfg *config.Config) error {
+	for _, key := range cfg.Unimplemented() {
+		switch {
+		case strings.HasPrefix(key, "auth"), strings.HasPrefix(key, "storage"), strings.HasPrefix(key, "http.tls"):
+			return fmt.Errorf("configuration: %s is not supported by this version of berth; refusing to start rather than run without it", key)
+		}
+	}
+	return nil
+}
+
+func newDriver(cfg *config.Config) (storage.Driver, error) {
+	switch cfg.Storage.Driver() {
+	case "filesystem":
+		return nil, nil // the server opens it at RootDirectory
+	case "inmemory":
+		return inmemory.New(), nil
+	}
+	return nil, fmt.Errorf("storage driver %q is not supported", cfg.Storage.Driver())
+}
+
+// newAuthorizer builds access control from the auth section. Without one,
+// everyone may do everything, as with registry:2.
+func newAuthorizer(cfg *config.Config, log *slog.Logger) (auth.Authorizer, error) {
+	if p := cfg.Auth.Provider(); p != "" {
+		return nil, fmt.Errorf("configuration: auth.%s is not supported by this version of berth; refusing to start without authentication", p)
+	}
+	return auth.AllowAll{}, nil
+}
+
+func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.Log.Level)); err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	switch cfg.Log.Formatter {
+	case "json", "logstash":
+		h = slog.NewJSONHandler(w, hopts)
+	default:
+		h = slog.NewTextHandler(w, hopts)
+	}
+	log := slog.New(h)
+	for k, v := range cfg.Log.Fields {
+		log = log.With(k, v)
+	}
+	return log, nil
 }

@@ -17,21 +17,28 @@ import (
 
 // Handler is the /v2/ API.
 type Handler struct {
-	reg  *content.Registry
-	auth auth.Authorizer
-	log  *slog.Logger
+	reg     *content.Registry
+	auth    auth.Authorizer
+	log     *slog.Logger
+	urlBase string // prepended to the URLs the API hands out
 }
 
 // Options configure the API handler.
 type Options struct {
 	// Authorizer checks every request; nil allows everything.
 	Authorizer auth.Authorizer
-	Logger     *slog.Logger
+	// URLBase is prepended to Location and Link URLs: empty for relative
+	// URLs ("/v2/..."), a path prefix ("/registry") when served under one,
+	// or an absolute base ("https://registry.example.com/registry") from
+	// http.host. Relative URLs are right behind any proxy; every client
+	// resolves them against the request URL.
+	URLBase string
+	Logger  *slog.Logger
 }
 
 // New returns the API handler for reg.
 func New(reg *content.Registry, opts Options) *Handler {
-	h := &Handler{reg: reg, auth: opts.Authorizer, log: opts.Logger}
+	h := &Handler{reg: reg, auth: opts.Authorizer, log: opts.Logger, urlBase: strings.TrimSuffix(opts.URLBase, "/")}
 	if h.auth == nil {
 		h.auth = auth.AllowAll{}
 	}

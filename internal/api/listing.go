@@ -46,7 +46,7 @@ func (h *Handler) tags(w http.ResponseWriter, r *http.Request, rt route) {
 		return
 	}
 	if more && len(tags) > 0 {
-		setNextLink(w, "/v2/"+rt.name+"/tags/list", n, tags[len(tags)-1])
+		setNextLink(w, h.urlBase+"/v2/"+rt.name+"/tags/list", n, tags[len(tags)-1])
 	}
 	writeJSON(w, http.StatusOK, "application/json", struct {
 		Name string   `json:"name"`
@@ -66,7 +66,7 @@ func (h *Handler) catalog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if more && len(repos) > 0 {
-		setNextLink(w, "/v2/_catalog", n, repos[len(repos)-1])
+		setNextLink(w, h.urlBase+"/v2/_catalog", n, repos[len(repos)-1])
 	}
 	writeJSON(w, http.StatusOK, "application/json", struct {
 		Repositories []string `json:"repositories"`

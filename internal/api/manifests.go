@@ -57,7 +57,7 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 		return
 	}
 	hdr := w.Header()
-	hdr.Set("Location", "/v2/"+rt.name+"/manifests/"+string(m.Digest))
+	hdr.Set("Location", h.urlBase+"/v2/"+rt.name+"/manifests/"+string(m.Digest))
 	hdr.Set("Docker-Content-Digest", string(m.Digest))
 	if m.Subject != "" {
 		hdr.Set("OCI-Subject", string(m.Subject))

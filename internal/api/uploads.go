@@ -8,14 +8,18 @@ import (
 	"github.com/berth-registry/berth/internal/content"
 )
 
-func uploadLocation(name, id string) string { return "/v2/" + name + "/blobs/uploads/" + id }
+func (h *Handler) uploadLocation(name, id string) string {
+	return h.urlBase + "/v2/" + name + "/blobs/uploads/" + id
+}
 
-func blobLocation(name string, d string) string { return "/v2/" + name + "/blobs/" + d }
+func (h *Handler) blobLocation(name string, d string) string {
+	return h.urlBase + "/v2/" + name + "/blobs/" + d
+}
 
 // uploadAccepted answers a request that leaves an upload open.
-func uploadAccepted(w http.ResponseWriter, u content.Upload, status int) {
+func (h *Handler) uploadAccepted(w http.ResponseWriter, u content.Upload, status int) {
 	hdr := w.Header()
-	hdr.Set("Location", uploadLocation(u.Repo, u.ID))
+	hdr.Set("Location", h.uploadLocation(u.Repo, u.ID))
 	hdr.Set("Docker-Upload-UUID", u.ID)
 	end := u.Size - 1
 	if end < 0 {
@@ -26,9 +30,9 @@ func uploadAccepted(w http.ResponseWriter, u content.Upload, status int) {
 	w.WriteHeader(status)
 }
 
-func blobCreated(w http.ResponseWriter, name string, info content.BlobInfo) {
+func (h *Handler) blobCreated(w http.ResponseWriter, name string, info content.BlobInfo) {
 	hdr := w.Header()
-	hdr.Set("Location", blobLocation(name, string(info.Digest)))
+	hdr.Set("Location", h.blobLocation(name, string(info.Digest)))
 	hdr.Set("Docker-Content-Digest", string(info.Digest))
 	hdr.Set("Content-Length", "0")
 	w.WriteHeader(http.StatusCreated)
@@ -56,7 +60,7 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, rt route) 
 			return
 		}
 		if mounted {
-			blobCreated(w, rt.name, content.BlobInfo{Digest: d})
+			h.blobCreated(w, rt.name, content.BlobInfo{Digest: d})
 			return
 		}
 		// Nothing to mount: fall through to an ordinary upload (202).
@@ -71,7 +75,7 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, rt route) 
 			h.writeError(w, r, err)
 			return
 		}
-		blobCreated(w, rt.name, info)
+		h.blobCreated(w, rt.name, info)
 		return
 	}
 	u, err := h.reg.StartUpload(ctx, rt.name)
@@ -79,7 +83,7 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, rt route) 
 		h.writeError(w, r, err)
 		return
 	}
-	uploadAccepted(w, u, http.StatusAccepted)
+	h.uploadAccepted(w, u, http.StatusAccepted)
 }
 
 func (h *Handler) uploadStatus(w http.ResponseWriter, r *http.Request, rt route) {
@@ -88,7 +92,7 @@ func (h *Handler) uploadStatus(w http.ResponseWriter, r *http.Request, rt route)
 		h.writeError(w, r, err)
 		return
 	}
-	uploadAccepted(w, u, http.StatusNoContent)
+	h.uploadAccepted(w, u, http.StatusNoContent)
 }
 
 // chunkStart reads the Content-Range of an upload chunk ("first-last", as
@@ -124,14 +128,14 @@ func (h *Handler) patchUpload(w http.ResponseWriter, r *http.Request, rt route) 
 		h.uploadError(w, r, u, err)
 		return
 	}
-	uploadAccepted(w, u, http.StatusAccepted)
+	h.uploadAccepted(w, u, http.StatusAccepted)
 }
 
 // uploadError reports a failed chunk; a 416 also says where the upload ends
 // so the client can resume from there.
 func (h *Handler) uploadError(w http.ResponseWriter, r *http.Request, u content.Upload, err error) {
 	if u.ID != "" {
-		w.Header().Set("Location", uploadLocation(u.Repo, u.ID))
+		w.Header().Set("Location", h.uploadLocation(u.Repo, u.ID))
 		w.Header().Set("Docker-Upload-UUID", u.ID)
 		w.Header().Set("Range", "0-"+itoa(max(u.Size-1, 0)))
 	}
@@ -163,7 +167,7 @@ func (h *Handler) finishUpload(w http.ResponseWriter, r *http.Request, rt route)
 		h.writeError(w, r, err)
 		return
 	}
-	blobCreated(w, rt.name, info)
+	h.blobCreated(w, rt.name, info)
 }
 
 func (h *Handler) cancelUpload(w http.ResponseWriter, r *http.Request, rt route) {

@@ -179,7 +179,8 @@ func (b *Bolt) DeleteManifest(ctx context.Context, repo string, d digest.Digest)
 				return err
 			}
 		}
-		if manifests.Stats().KeyN == 0 {
+		// Stats would not see this transaction's deletes; a cursor does.
+		if k, _ := manifests.Cursor().First(); k == nil {
 			return tx.Bucket(bucketRepos).DeleteBucket([]byte(repo))
 		}
 		return nil

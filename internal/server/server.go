@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/berth-registry/berth/internal/api"
@@ -25,11 +27,21 @@ import (
 // configuration file, environment and flags.
 type Options struct {
 	Addr string
+	// Driver is the storage backend; nil means a filesystem driver at
+	// RootDirectory.
+	Driver storage.Driver
 	// RootDirectory is the filesystem driver's root.
 	RootDirectory string
 	// IndexPath is where the embedded index lives; empty means
-	// RootDirectory/berth/index.db.
-	IndexPath       string
+	// RootDirectory/berth/index.db, or a temporary file when there is no
+	// root directory (in-memory storage).
+	IndexPath string
+	// Prefix is the path the API is served under ("/registry" serves
+	// "/registry/v2/"), for registries behind a proxy path (http.prefix).
+	Prefix string
+	// Host is the absolute base URL for URLs handed to clients (http.host);
+	// empty hands out relative URLs.
+	Host            string
 	DeleteEnabled   bool
 	ReadOnly        bool
 	MaxManifestSize int64
@@ -50,6 +62,7 @@ type Server struct {
 	log     *slog.Logger
 	index   *index.Bolt
 	handler http.Handler
+	tempDir string // removed on Close
 }
 
 // New opens storage and the index, rebuilding the index from storage when it
@@ -59,17 +72,27 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	driver, err := filesystem.New(opts.RootDirectory)
-	if err != nil {
-		return nil, fmt.Errorf("storage: %w", err)
+	driver := opts.Driver
+	if driver == nil {
+		fs, err := filesystem.New(opts.RootDirectory)
+		if err != nil {
+			return nil, fmt.Errorf("storage: %w", err)
+		}
+		driver = fs
 	}
-	return newWithDriver(ctx, opts, driver, log)
-}
-
-func newWithDriver(ctx context.Context, opts Options, driver storage.Driver, log *slog.Logger) (*Server, error) {
 	idxPath := opts.IndexPath
-	if idxPath == "" {
+	var tempDir string
+	switch {
+	case idxPath != "":
+	case opts.RootDirectory != "":
 		idxPath = filepath.Join(opts.RootDirectory, "berth", "index.db")
+	default:
+		// Nothing persists (in-memory storage), so neither does the index.
+		dir, err := os.MkdirTemp("", "berth-index-")
+		if err != nil {
+			return nil, fmt.Errorf("index: %w", err)
+		}
+		tempDir, idxPath = dir, filepath.Join(dir, "index.db")
 	}
 	idx, err := index.Open(idxPath)
 	if err != nil {
@@ -91,17 +114,34 @@ func newWithDriver(ctx context.Context, opts Options, driver storage.Driver, log
 		}
 		log.Info("index built", "repositories", n, "duration", time.Since(start).Round(time.Millisecond))
 	}
-	var h http.Handler = api.New(reg, api.Options{Authorizer: opts.Authorizer, Logger: log})
+	prefix := "/" + strings.Trim(opts.Prefix, "/")
+	if prefix == "/" {
+		prefix = ""
+	}
+	urlBase := prefix
+	if opts.Host != "" {
+		urlBase = strings.TrimSuffix(opts.Host, "/") + prefix
+	}
+	var h http.Handler = api.New(reg, api.Options{Authorizer: opts.Authorizer, URLBase: urlBase, Logger: log})
+	if prefix != "" {
+		h = http.StripPrefix(prefix, h)
+	}
 	h = withHeaders(h, opts.Headers)
 	h = withRequestLog(h, log, opts.AccessLog)
-	return &Server{opts: opts, log: log, index: idx, handler: h}, nil
+	return &Server{opts: opts, log: log, index: idx, handler: h, tempDir: tempDir}, nil
 }
 
 // Handler is the registry's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Close releases the index, marking it clean.
-func (s *Server) Close() error { return s.index.Close() }
+func (s *Server) Close() error {
+	err := s.index.Close()
+	if s.tempDir != "" {
+		os.RemoveAll(s.tempDir)
+	}
+	return err
+}
 
 // Serve listens on opts.Addr until ctx is cancelled, then drains.
 func (s *Server) Serve(ctx context.Context) error {
