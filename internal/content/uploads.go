@@ -153,7 +153,8 @@ func (r *Registry) FinishUpload(ctx context.Context, repo, id string, start int6
 	w.Close()
 
 	if err := r.verifyUpload(ctx, repo, id, h, d); err != nil {
-		if derr := r.driver.Delete(ctx, uploadDir(repo, id)); derr != nil && !isNotFound(derr) {
+		// Clean up even if the client has gone away (cancelled ctx).
+		if derr := r.driver.Delete(context.WithoutCancel(ctx), uploadDir(repo, id)); derr != nil && !isNotFound(derr) {
 			r.log.Warn("cannot remove rejected upload", "repo", repo, "upload", id, "err", derr)
 		}
 		return BlobInfo{}, err
@@ -169,6 +170,9 @@ func (r *Registry) FinishUpload(ctx context.Context, repo, id string, start int6
 
 // CancelUpload discards an upload and everything it holds.
 func (r *Registry) CancelUpload(ctx context.Context, repo, id string) error {
+	if err := r.checkWritable(); err != nil {
+		return err
+	}
 	unlock := r.uploadLocks.lock(repo + "/" + id)
 	defer unlock()
 	if _, err := r.UploadStatus(ctx, repo, id); err != nil {
@@ -189,8 +193,10 @@ func (r *Registry) PutBlob(ctx context.Context, repo string, d digest.Digest, bo
 	info, err := r.FinishUpload(ctx, repo, u.ID, 0, body, d)
 	if err != nil {
 		// A failed finish may leave the upload behind (e.g. a broken body);
-		// a monolithic upload is never resumed, so drop it.
-		if derr := r.driver.Delete(ctx, uploadDir(repo, u.ID)); derr != nil && !isNotFound(derr) {
+		// a monolithic upload is never resumed, so drop it. A broken body
+		// usually means the client disconnected, which cancels ctx: the
+		// cleanup must not depend on it.
+		if derr := r.driver.Delete(context.WithoutCancel(ctx), uploadDir(repo, u.ID)); derr != nil && !isNotFound(derr) {
 			r.log.Warn("cannot remove failed upload", "repo", repo, "upload", u.ID, "err", derr)
 		}
 	}
