@@ -283,6 +283,21 @@ func (r *Registry) setTag(ctx context.Context, repo, tag string, d digest.Digest
 	return r.index.PutTag(ctx, repo, tag, d)
 }
 
+// untagIfAt removes a tag that still points at d. Under the tag's lock, so a
+// concurrent push that moves the tag elsewhere is never undone.
+func (r *Registry) untagIfAt(ctx context.Context, repo, tag string, d digest.Digest) error {
+	unlock := r.tagLocks.lock(repo + ":" + tag)
+	defer unlock()
+	cur, ok, err := r.index.Tag(ctx, repo, tag)
+	if err != nil || !ok || cur != d {
+		return err
+	}
+	if err := r.driver.Delete(ctx, tagDir(repo, tag)); err != nil && !isNotFound(err) {
+		return fmt.Errorf("tag %s: %w", tag, err)
+	}
+	return r.index.DeleteTag(ctx, repo, tag)
+}
+
 func (r *Registry) checkReferences(ctx context.Context, repo string, p *parsedManifest) error {
 	for _, b := range p.blobs {
 		ok, err := r.exists(ctx, layerLinkPath(repo, b))
@@ -439,8 +454,8 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, ref string) error {
 		if t.Digest != rec.Digest {
 			continue
 		}
-		if err := r.driver.Delete(ctx, tagDir(repo, t.Name)); err != nil && !isNotFound(err) {
-			return fmt.Errorf("delete manifest %s@%s: tag %s: %w", repo, rec.Digest, t.Name, err)
+		if err := r.untagIfAt(ctx, repo, t.Name, rec.Digest); err != nil {
+			return fmt.Errorf("delete manifest %s@%s: %w", repo, rec.Digest, err)
 		}
 	}
 	if err := r.driver.Delete(ctx, revisionDir(repo, rec.Digest)); err != nil && !isNotFound(err) {

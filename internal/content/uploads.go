@@ -262,6 +262,9 @@ func (r *Registry) streamInto(ctx context.Context, repo, id string, w storage.Fi
 		}
 	}
 	if h != nil && w.Size() != before {
+		// A cut body cancels the request's context; the state of the bytes
+		// that did arrive is still worth keeping for the resumed upload.
+		ctx := context.WithoutCancel(ctx)
 		state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
 		if err == nil {
 			err = r.driver.PutContent(ctx, hashStatePath(repo, id, w.Size()), state)
