@@ -205,4 +205,3 @@ func tokenError(w http.ResponseWriter, status int, code, msg string) {
 	w.WriteHeader(status)
 	w.Write(body)
 }
-
