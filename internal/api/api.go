@@ -13,6 +13,7 @@ import (
 
 	"github.com/berth-registry/berth/internal/auth"
 	"github.com/berth-registry/berth/internal/content"
+	"github.com/berth-registry/berth/internal/logctx"
 )
 
 // Handler is the /v2/ API.
@@ -229,6 +230,9 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, access []aut
 		}
 		writeJSONError(w, ae.Status, ae.Code, ae.Message, detail)
 		return r, false
+	}
+	if id != nil {
+		logctx.SetAccount(r.Context(), id.Account()) // for the access log
 	}
 	return r.WithContext(context.WithValue(r.Context(), identityKey{}, id)), true
 }

@@ -62,7 +62,7 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, rt route) {
 	// io.CopyN over an *os.File ends in the connection's ReadFrom, which
 	// uses sendfile: the bytes never pass through user space.
 	if _, err := io.CopyN(w, rc, length); err != nil {
-		h.log.DebugContext(r.Context(), "blob transfer cut short", "digest", d, "err", err)
+		h.logger(r).DebugContext(r.Context(), "blob transfer cut short", "digest", d, "err", err)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/berth-registry/berth/internal/content"
+	"github.com/berth-registry/berth/internal/logctx"
 )
 
 // errorBody is the spec's error envelope.
@@ -51,13 +52,19 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		if errors.Is(err, context.Canceled) {
 			status = 499 // client went away; only the log sees this
 		}
-		h.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
+		h.logger(r).LogAttrs(r.Context(), slog.LevelError, "request failed",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("err", err))
 		writeJSONError(w, status, "UNKNOWN", "internal server error", nil)
 		return
 	}
 	status, code := statusOf(ce.Code)
 	writeJSONError(w, status, string(code), ce.Message, ce.Detail)
+}
+
+// logger is the request's logger from its context (carrying the request id
+// the server's middleware gave it), or the handler's own logger.
+func (h *Handler) logger(r *http.Request) *slog.Logger {
+	return logctx.FromContextOr(r.Context(), h.log)
 }
 
 func writeJSONError(w http.ResponseWriter, status int, code, message string, detail any) {

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/berth-registry/berth/internal/logctx"
 )
 
 func withHeaders(next http.Handler, headers http.Header) http.Handler {
@@ -68,13 +70,18 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// withRequestLog gives every request an id (echoed as X-Request-Id) and, if
-// enabled, logs one access line per request. Only the path is logged, never
-// the query (it may carry upload state) or any header (credentials).
+// withRequestLog gives every request an id (echoed as X-Request-Id) and a
+// logger carrying it as request_id, in the request context (logctx), so
+// every line the request causes can be told apart. If enabled, it logs one
+// access line per request: method, path, status, bytes, duration and the
+// authenticated user. Only the path is logged, never the query (it may
+// carry upload state) or any header value (credentials).
 func withRequestLog(next http.Handler, log *slog.Logger, access bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := newRequestID()
 		w.Header().Set("X-Request-Id", id)
+		reqLog := log.With(slog.String("request_id", id))
+		r = r.WithContext(logctx.With(r.Context(), reqLog))
 		rec := &recorder{ResponseWriter: w}
 		start := time.Now()
 		next.ServeHTTP(rec, r)
@@ -85,13 +92,13 @@ func withRequestLog(next http.Handler, log *slog.Logger, access bool) http.Handl
 		if status == 0 {
 			status = http.StatusOK
 		}
-		log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-			slog.String("request_id", id),
+		reqLog.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", status),
 			slog.Int64("bytes", rec.bytes),
 			slog.Duration("duration", time.Since(start)),
+			slog.String("user", logctx.Account(r.Context())),
 			slog.String("remote", r.RemoteAddr),
 		)
 	})
