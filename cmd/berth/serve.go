@@ -76,6 +76,9 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	if err := refuseUnsafe(cfg); err != nil {
 		return err
 	}
+	if err := dropPrivileges(cfg, log); err != nil {
+		return err
+	}
 	driver, err := newDriver(cfg)
 	if err != nil {
 		return err
@@ -118,10 +121,14 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 // berth does not do yet and running without it would be unsafe or
 // misleading: an auth provider (the registry would be open), a storage
 // driver (data would go elsewhere) or TLS (traffic would be plain text).
+// Other unimplemented keys only warn: storage.cache, which registry:2's own
+// default config.yml sets, storage.maintenance.uploadpurging, health, ...
 func refuseUnsafe(cfg *config.Config) error {
 	for _, key := range cfg.Unimplemented() {
 		switch {
-		case strings.HasPrefix(key, "auth"), strings.HasPrefix(key, "storage"), strings.HasPrefix(key, "http.tls"):
+		case key == "auth", strings.HasPrefix(key, "auth."),
+			key == "storage."+cfg.Storage.Driver(),
+			key == "http.tls", strings.HasPrefix(key, "http.tls."):
 			return fmt.Errorf("configuration: %s is not supported by this version of berth; refusing to start rather than run without it", key)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berth-registry/berth/internal/api"
@@ -46,7 +47,8 @@ type Options struct {
 	ReadOnly        bool
 	MaxManifestSize int64
 	// DrainTimeout bounds how long shutdown waits for in-flight requests;
-	// zero waits for all of them.
+	// zero does not wait: connections are closed at once (registry:2's
+	// behaviour without http.draintimeout).
 	DrainTimeout time.Duration
 	// Headers are added to every response (http.headers).
 	Headers   http.Header
@@ -152,11 +154,22 @@ func (s *Server) Serve(ctx context.Context) error {
 	return s.ServeListener(ctx, ln)
 }
 
-// ServeListener serves on ln until ctx is cancelled, then stops accepting and
-// lets in-flight requests finish within the drain timeout.
+// ServeListener serves on ln until ctx is cancelled, then stops accepting
+// (closing ln, so new connections are refused) and lets in-flight requests
+// finish within the drain timeout; what is still running then has its
+// connection closed. With no drain timeout every connection is closed at
+// once.
 func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
+	// Handlers keep running a moment after their connection is closed;
+	// they are waited for (briefly) so that Close finds the index idle. Each
+	// holds a read lock; shutdown takes the write lock.
+	var inflight sync.RWMutex
 	srv := &http.Server{
-		Handler:           s.handler,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			inflight.RLock()
+			defer inflight.RUnlock()
+			s.handler.ServeHTTP(w, r)
+		}),
 		ReadHeaderTimeout: 30 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
@@ -169,19 +182,34 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	s.log.Info("shutting down: draining in-flight requests", "timeout", s.opts.DrainTimeout)
-	drainCtx := context.Background()
-	if s.opts.DrainTimeout > 0 {
-		var cancel context.CancelFunc
-		drainCtx, cancel = context.WithTimeout(drainCtx, s.opts.DrainTimeout)
-		defer cancel()
-	}
-	if err := srv.Shutdown(drainCtx); err != nil {
-		s.log.Warn("drain timeout reached, closing remaining connections", "err", err)
+	if s.opts.DrainTimeout <= 0 {
+		s.log.Info("shutting down: closing all connections (http.draintimeout is 0)")
 		srv.Close()
+	} else {
+		s.log.Info("shutting down: draining in-flight requests", "timeout", s.opts.DrainTimeout)
+		drainCtx, cancel := context.WithTimeout(context.Background(), s.opts.DrainTimeout)
+		defer cancel()
+		if err := srv.Shutdown(drainCtx); err != nil {
+			s.log.Warn("drain timeout reached, closing remaining connections", "err", err)
+			srv.Close()
+		}
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+	err := <-errc
+	// Closed connections cancel their requests' contexts, so the handlers
+	// still running end soon; bound the wait all the same.
+	done := make(chan struct{})
+	go func() { inflight.Lock(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(handlerExitTimeout):
+		s.log.Warn("requests still running after their connections were closed", "waited", handlerExitTimeout)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
 }
+
+// handlerExitTimeout bounds how long shutdown waits, after closing the
+// connections, for their handlers to return.
+const handlerExitTimeout = 5 * time.Second
