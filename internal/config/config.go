@@ -617,6 +617,7 @@ type RepositoryPolicy struct {
 type Berth struct {
 	Manifests BerthManifests `yaml:"manifests"`
 	Index     BerthIndex     `yaml:"index,omitempty"`
+	TLS       BerthTLS       `yaml:"tls,omitempty"`
 }
 
 // BerthManifests is berth.manifests.
@@ -631,6 +632,29 @@ type BerthIndex struct {
 	// Path of the embedded metadata index database. Empty means the default
 	// chosen by IndexPath.
 	Path string `yaml:"path,omitempty"`
+}
+
+// BerthTLS is berth.tls: TLS settings registry:2 does not have. The
+// certificate itself is configured in http.tls.
+type BerthTLS struct {
+	HTTPRedirect BerthHTTPRedirect `yaml:"httpredirect,omitempty"`
+	ACME         BerthACME         `yaml:"acme,omitempty"`
+}
+
+// BerthHTTPRedirect is berth.tls.httpredirect: a plain-HTTP listener beside
+// the TLS one that answers ACME HTTP-01 challenges and redirects everything
+// else to HTTPS.
+type BerthHTTPRedirect struct {
+	// Addr to listen on, e.g. ":80". Empty: no plain-HTTP listener.
+	Addr string `yaml:"addr,omitempty"`
+}
+
+// BerthACME is berth.tls.acme: settings for the ACME client of
+// http.tls.letsencrypt.
+type BerthACME struct {
+	// CABundle is a PEM file of CA certificates trusted, besides the
+	// system's, for the ACME server's own HTTPS (a private ACME CA).
+	CABundle string `yaml:"cabundle,omitempty"`
 }
 
 // Size is a byte count. In YAML it is an integer or a string with a binary

@@ -329,7 +329,7 @@ auth:
 				if c.Log.Level != "debug" || !hasWarning(c, "config.yml:2", "loglevel is deprecated") {
 					t.Errorf("level %q warnings %q", c.Log.Level, c.Warnings())
 				}
-				if !c.Compatibility.Schema1.Enabled || !hasWarning(c, "compatibility") || !hasWarning(c, "http.tls") {
+				if !c.Compatibility.Schema1.Enabled || !hasWarning(c, "compatibility") || hasWarning(c, "http.tls") {
 					t.Errorf("warnings %q", c.Warnings())
 				}
 			},
@@ -938,13 +938,13 @@ func TestWarnings(t *testing.T) {
 	}{
 		{
 			name: "unimplemented keys, outermost only",
-			file: "http:\n  addr: :5000\n  secret: s\n  tls:\n    certificate: /c\n    key: /k\n    minimumtls: tls1.2\nstorage:\n  filesystem:\n    rootdirectory: /d\n  redirect:\n    disable: true\n",
+			file: "http:\n  addr: :5000\n  secret: s\n  debug:\n    addr: :5001\n    prometheus:\n      enabled: true\nstorage:\n  filesystem:\n    rootdirectory: /d\n  redirect:\n    disable: true\n",
 			want: [][]string{
 				{"config.yml:3: http.secret: registry:2 setting not implemented by berth yet"},
-				{"config.yml:4: http.tls:"},
+				{"config.yml:4: http.debug:"},
 				{"config.yml:11: storage.redirect:"},
 			},
-			notWant: []string{"http.tls.", "http.addr", "storage.filesystem"},
+			notWant: []string{"http.debug.", "http.addr", "storage.filesystem"},
 		},
 		{
 			name: "implemented keys are quiet",
@@ -1128,7 +1128,7 @@ func TestImplementedTableNamesRealKeys(t *testing.T) {
 			t.Errorf("IsImplemented(%q) = false", p)
 		}
 	}
-	if IsImplemented("http.tls") || !IsImplemented("storage.filesystem.rootdirectory") || !IsImplemented("http.headers.X-Foo") {
+	if IsImplemented("http.debug") || !IsImplemented("storage.filesystem.rootdirectory") || !IsImplemented("http.headers.X-Foo") {
 		t.Error("IsImplemented prefix logic")
 	}
 }
@@ -1176,7 +1176,7 @@ func TestAllDocumentedKeys(t *testing.T) {
 		t.Errorf("source = %q", c.Source("http.tls.clientauth"))
 	}
 	want := []string{"log.hooks", "log.reportcaller", "storage.tag", "storage.redirect", "storage.cache", "storage.maintenance.uploadpurging",
-		"middleware", "reporting", "catalog", "tags", "http.net", "http.secret", "http.tls", "http.debug", "http.http2", "http.h2c",
+		"middleware", "reporting", "catalog", "tags", "http.net", "http.secret", "http.debug", "http.h2c",
 		"notifications", "redis", "health", "proxy", "compatibility", "validation", "policy"}
 	if got := c.Unimplemented(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Unimplemented() =\n%q\nwant\n%q", got, want)

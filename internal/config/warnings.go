@@ -25,6 +25,8 @@ var Implemented = []string{
 	"http.relativeurls",
 	"http.draintimeout",
 	"http.headers",
+	"http.tls",   // internal/tlsconf
+	"http.http2", // disabled: no h2 in TLS ALPN
 	"storage.filesystem",
 	"storage.inmemory",
 	"storage.delete",
