@@ -19,6 +19,7 @@ import (
 	"github.com/berth-registry/berth/internal/server"
 	"github.com/berth-registry/berth/internal/storage"
 	"github.com/berth-registry/berth/internal/storage/inmemory"
+	"github.com/berth-registry/berth/internal/tlsconf"
 )
 
 func newServeCmd() *cobra.Command {
@@ -87,6 +88,10 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	tlsSetup, err := tlsconf.New(cfg, log)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
 	opts := server.Options{
 		Addr:            cfg.HTTP.Addr,
 		Driver:          driver,
@@ -105,6 +110,11 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	if cfg.Storage.Filesystem != nil {
 		opts.RootDirectory = cfg.Storage.Filesystem.RootDirectory
 	}
+	if tlsSetup != nil {
+		opts.TLS = tlsSetup.Config
+		opts.RedirectAddr, opts.RedirectHandler = tlsSetup.RedirectAddr, tlsSetup.RedirectHandler
+		opts.Started = tlsSetup.Started
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	srv, err := server.New(ctx, opts)
@@ -119,16 +129,15 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 
 // refuseUnsafe stops start-up when the configuration asks for something
 // berth does not do yet and running without it would be unsafe or
-// misleading: an auth provider (the registry would be open), a storage
-// driver (data would go elsewhere) or TLS (traffic would be plain text).
+// misleading: an auth provider (the registry would be open) or a storage
+// driver (data would go elsewhere).
 // Other unimplemented keys only warn: storage.cache, which registry:2's own
 // default config.yml sets, storage.maintenance.uploadpurging, health, ...
 func refuseUnsafe(cfg *config.Config) error {
 	for _, key := range cfg.Unimplemented() {
 		switch {
 		case key == "auth", strings.HasPrefix(key, "auth."),
-			key == "storage."+cfg.Storage.Driver(),
-			key == "http.tls", strings.HasPrefix(key, "http.tls."):
+			key == "storage."+cfg.Storage.Driver():
 			return fmt.Errorf("configuration: %s is not supported by this version of berth; refusing to start rather than run without it", key)
 		}
 	}

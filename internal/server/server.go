@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,6 +57,16 @@ type Options struct {
 	// Authorizer checks every request; nil allows everything.
 	Authorizer auth.Authorizer
 	Logger     *slog.Logger
+	// TLS, if set, makes Addr an HTTPS listener (see internal/tlsconf).
+	TLS *tls.Config
+	// RedirectAddr, if set, is a plain-HTTP listener beside the TLS one,
+	// served by RedirectHandler (ACME HTTP-01 challenges, redirects to
+	// HTTPS) and shut down with it.
+	RedirectAddr    string
+	RedirectHandler http.Handler
+	// Started, if set, is called once Addr accepts connections (ACME
+	// certificates are obtained then: TLS-ALPN-01 arrives on Addr).
+	Started func(ctx context.Context)
 }
 
 // Server is a registry ready to serve.
@@ -151,6 +162,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", s.opts.Addr, err)
 	}
+	if s.opts.RedirectAddr != "" {
+		stop, err := s.serveRedirect(ctx)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stop()
+	}
 	return s.ServeListener(ctx, ln)
 }
 
@@ -174,9 +193,13 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	s.log.Info("berth listening", "addr", ln.Addr().String())
+	ln = s.wrapTLS(ln)
+	s.log.Info("berth listening", "addr", ln.Addr().String(), "tls", s.opts.TLS != nil)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	if s.opts.Started != nil {
+		s.opts.Started(ctx)
+	}
 	select {
 	case err := <-errc:
 		return err
