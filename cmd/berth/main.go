@@ -23,7 +23,7 @@ Run "berth serve" to start a registry on :5000 storing under ./data.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newConfigCmd(), newHtpasswdCmd(), newUserCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newConfigCmd(), newHtpasswdCmd(), newUserCmd(), newTokenCmd(), newVersionCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "berth:", formatError(err))
 		os.Exit(1)

@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/berth-registry/berth/internal/auth"
+	"github.com/berth-registry/berth/internal/auth/setup"
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/server"
 	"github.com/berth-registry/berth/internal/storage"
@@ -84,7 +84,7 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	authorizer, err := newAuthorizer(cfg, log)
+	access, err := newAuthorizer(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -104,7 +104,8 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		Prefix:          cfg.HTTP.Prefix,
 		Host:            cfg.HTTP.Host,
 		AccessLog:       !cfg.Log.AccessLog.Disabled,
-		Authorizer:      authorizer,
+		Authorizer:      access.Authorizer,
+		Handlers:        access.Handlers,
 		Logger:          log,
 	}
 	if cfg.Storage.Filesystem != nil {
@@ -154,13 +155,16 @@ func newDriver(cfg *config.Config) (storage.Driver, error) {
 	return nil, fmt.Errorf("storage driver %q is not supported", cfg.Storage.Driver())
 }
 
-// newAuthorizer builds access control from the auth section. Without one,
-// everyone may do everything, as with registry:2.
-func newAuthorizer(cfg *config.Config, log *slog.Logger) (auth.Authorizer, error) {
-	if p := cfg.Auth.Provider(); p != "" {
-		return nil, fmt.Errorf("configuration: auth.%s is not supported by this version of berth; refusing to start without authentication", p)
+// newAuthorizer builds access control from the auth and berth.auth
+// sections (internal/auth/setup). Without them, everyone may do
+// everything, as with registry:2.
+func newAuthorizer(cfg *config.Config, log *slog.Logger) (*setup.Result, error) {
+	res, err := setup.FromConfig(cfg, log)
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
 	}
-	return auth.AllowAll{}, nil
+	log.Info("access control", "mode", res.Mode)
+	return res, nil
 }
 
 func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, error) {

@@ -615,6 +615,7 @@ type RepositoryPolicy struct {
 
 // Berth holds berth's own settings (top-level key "berth").
 type Berth struct {
+	Auth      BerthAuth      `yaml:"auth,omitempty"`
 	Manifests BerthManifests `yaml:"manifests"`
 	Index     BerthIndex     `yaml:"index,omitempty"`
 	TLS       BerthTLS       `yaml:"tls,omitempty"`

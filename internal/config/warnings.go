@@ -32,6 +32,7 @@ var Implemented = []string{
 	"storage.delete",
 	"storage.maintenance.readonly",
 	"auth.htpasswd",
+	"auth.token",
 	"berth",
 }
 

@@ -57,6 +57,9 @@ type Options struct {
 	// Authorizer checks every request; nil allows everything.
 	Authorizer auth.Authorizer
 	Logger     *slog.Logger
+	// Handlers are served beside the API, by exact path below Prefix
+	// (berth's token endpoint, /auth/token).
+	Handlers map[string]http.Handler
 	// TLS, if set, makes Addr an HTTPS listener (see internal/tlsconf).
 	TLS *tls.Config
 	// RedirectAddr, if set, is a plain-HTTP listener beside the TLS one,
@@ -136,6 +139,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		urlBase = strings.TrimSuffix(opts.Host, "/") + prefix
 	}
 	var h http.Handler = api.New(reg, api.Options{Authorizer: opts.Authorizer, URLBase: urlBase, Logger: log})
+	h = withHandlers(h, opts.Handlers)
 	if prefix != "" {
 		h = http.StripPrefix(prefix, h)
 	}
