@@ -124,3 +124,22 @@ func formatError(err error) string {
 	}
 	return "invalid configuration: " + err.Error()
 }
+
+// runConfigFileArg runs "berth CONFIG.yml" as "berth serve CONFIG.yml", as
+// registry:2's image entrypoint does, so a container command that is just a
+// config path ("docker run IMAGE /etc/docker/registry/config.yml") works.
+// With no arguments it shows help.
+func runConfigFileArg(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return cmd.Help()
+	}
+	if len(args) == 1 && (strings.HasSuffix(args[0], ".yml") || strings.HasSuffix(args[0], ".yaml")) {
+		serveCmd := newServeCmd()
+		serveCmd.SetArgs(args)
+		serveCmd.SilenceUsage, serveCmd.SilenceErrors = true, true
+		serveCmd.SetOut(cmd.OutOrStdout())
+		serveCmd.SetErr(cmd.ErrOrStderr())
+		return serveCmd.ExecuteContext(cmd.Context())
+	}
+	return fmt.Errorf("unknown command %q for %q (run %q for the list)", args[0], cmd.CommandPath(), cmd.CommandPath()+" --help")
+}

@@ -22,6 +22,8 @@ the same config.yml, REGISTRY_* variables and storage layout.
 Run "berth serve" to start a registry on :5000 storing under ./data.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args:          cobra.ArbitraryArgs,
+		RunE:          runConfigFileArg,
 	}
 	root.AddCommand(newServeCmd(), newConfigCmd(), newHtpasswdCmd(), newUserCmd(), newTokenCmd(), newVersionCmd())
 	if err := root.Execute(); err != nil {

@@ -6,8 +6,8 @@ import (
 	"testing"
 )
 
-// Every broken configuration stops both `berth serve` and `berth config
-// check` with a non-zero status and an error on stderr naming the file, the
+// Every broken configuration stops `berth serve`, `berth config check` and
+// `berth CONFIG.yml` with a non-zero status and an error on stderr naming the file, the
 // line and the key (or the variable).
 func TestBadConfigurations(t *testing.T) {
 	dir := t.TempDir()
@@ -78,7 +78,9 @@ http:
 			if c.content != "" {
 				writeFile(t, path, c.content)
 			}
-			for _, args := range [][]string{{"serve", path}, {"config", "check", path}} {
+			// "berth CONFIG.yml" is "berth serve CONFIG.yml", as with
+			// registry:2's image entrypoint.
+			for _, args := range [][]string{{"serve", path}, {"config", "check", path}, {path}} {
 				r := berth(t, dir, c.env, "", args...)
 				if r.code == 0 {
 					t.Errorf("berth %s: exit 0, want non-zero; stderr:\n%s", strings.Join(args, " "), r.stderr)
