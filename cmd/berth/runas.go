@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/berth-registry/berth/internal/config"
@@ -54,6 +57,18 @@ func dropPrivileges(cfg *config.Config, log *slog.Logger) error {
 			"chown -R it to a non-root user (the image uses 65532:65532) to run unprivileged", "dir", dir)
 		return nil
 	}
+	if f := unreadableFile(cfg, uid, gid); f != "" {
+		log.Info("running as root: a file the configuration names is readable by root only, as registry:2 could assume", "file", f, "uid", uid)
+		return nil
+	}
+	if tls := cfg.HTTP.TLS; tls != nil && tls.LetsEncrypt != nil {
+		log.Info("running as root: http.tls.letsencrypt needs its cache file and may need port 80")
+		return nil
+	}
+	if port, ok := privilegedPort(cfg.HTTP.Addr); ok {
+		log.Info("running as root: http.addr is a privileged port on this network namespace", "addr", cfg.HTTP.Addr, "port", port)
+		return nil
+	}
 	if err := syscall.Setgroups(nil); err != nil {
 		return fmt.Errorf("%s=auto: setgroups: %w", runAsEnv, err)
 	}
@@ -65,6 +80,65 @@ func dropPrivileges(cfg *config.Config, log *slog.Logger) error {
 	}
 	log.Info("running unprivileged as the owner of the data directory", "dir", dir, "uid", uid, "gid", gid)
 	return nil
+}
+
+// unreadableFile returns the first file the configuration names (htpasswd,
+// token certificates, TLS certificate, key and client CAs) that exists and
+// that uid:gid could not read.
+func unreadableFile(cfg *config.Config, uid, gid int) string {
+	var files []string
+	if h := cfg.Auth.HTPasswd; h != nil {
+		files = append(files, h.Path)
+	}
+	if t := cfg.Auth.Token; t != nil {
+		files = append(files, t.RootCertBundle, t.JWKS)
+	}
+	if t := cfg.HTTP.TLS; t != nil {
+		files = append(files, t.Certificate, t.Key)
+		files = append(files, t.ClientCAs...)
+	}
+	for _, f := range files {
+		if f == "" || strings.Contains(f, "://") {
+			continue
+		}
+		st, err := os.Stat(f)
+		if err != nil {
+			continue
+		}
+		sys, ok := st.Sys().(*syscall.Stat_t)
+		if !ok {
+			continue
+		}
+		m := st.Mode().Perm()
+		readable := m&0o004 != 0 ||
+			(int(sys.Gid) == gid && m&0o040 != 0) ||
+			(int(sys.Uid) == uid && m&0o400 != 0)
+		if !readable {
+			return f
+		}
+	}
+	return ""
+}
+
+// privilegedPort reports whether addr's port needs root to bind here: below
+// net.ipv4.ip_unprivileged_port_start (1024 on hosts; Docker sets 0 inside
+// containers with their own network, so -p 8082:80 works unprivileged).
+func privilegedPort(addr string) (int, bool) {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, false
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port == 0 {
+		return 0, false
+	}
+	start := 1024
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			start = n
+		}
+	}
+	return port, port < start
 }
 
 // dataDir is the directory whose owner berth should run as: the nearest
