@@ -267,3 +267,50 @@ http:
 		t.Errorf("GET /v2/ outside the prefix: %s, want 404", resp.Status)
 	}
 }
+
+// With htpasswd auth (seed 001's REGISTRY_AUTH=htpasswd variables, the file
+// made with `berth user add`), the access line names the authenticated user
+// and nothing of the credentials reaches the log.
+func TestAccessLogNamesTheUser(t *testing.T) {
+	dir := t.TempDir()
+	htpasswd := filepath.Join(dir, "users.htpasswd")
+	const password = "Adm1n-pw-not-logged"
+	if r := berth(t, dir, nil, password+"\n", "user", "add", "--file", htpasswd, "--password-stdin", "admin"); r.code != 0 {
+		t.Fatalf("user add: %s", r.stderr)
+	}
+	addr := freeAddr(t)
+	p := serve(t, dir, "http://"+addr, []string{
+		"REGISTRY_HTTP_ADDR=" + addr,
+		"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=" + filepath.Join(dir, "data"),
+		"REGISTRY_AUTH=htpasswd",
+		"REGISTRY_AUTH_HTPASSWD_REALM=Admin Registry Realm",
+		"REGISTRY_AUTH_HTPASSWD_PATH=" + htpasswd,
+	})
+	req, _ := http.NewRequest(http.MethodGet, p.base+"/v2/_catalog", nil)
+	req.SetBasicAuth("admin", password)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v2/_catalog as admin: %s", resp.Status)
+	}
+	id := resp.Header.Get("X-Request-Id")
+	waitLog(t, p, "request_id="+id)
+	var line string
+	for _, l := range strings.Split(p.log.String(), "\n") {
+		if strings.Contains(l, "request_id="+id) && strings.Contains(l, "msg=request ") {
+			line = l
+		}
+	}
+	if !strings.Contains(line, "user=admin") || !strings.Contains(line, "path=/v2/_catalog") || !strings.Contains(line, "status=200") {
+		t.Errorf("access line: %q", line)
+	}
+	creds := base64.StdEncoding.EncodeToString([]byte("admin:" + password))
+	for _, s := range []string{password, creds, "Basic "} {
+		if strings.Contains(p.log.String(), s) {
+			t.Errorf("log contains %q:\n%s", s, p.log.String())
+		}
+	}
+}

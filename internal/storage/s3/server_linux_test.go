@@ -1,0 +1,12 @@
+package s3
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// dieWithParent makes the server go away with the test binary, even when
+// the binary is killed (go test's timeout) before it can stop the server.
+func dieWithParent(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}
