@@ -130,15 +130,17 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 
 // refuseUnsafe stops start-up when the configuration asks for something
 // berth does not do yet and running without it would be unsafe or
-// misleading: an auth provider (the registry would be open) or a storage
-// driver (data would go elsewhere).
+// misleading: an auth provider (the registry would be open), a storage
+// driver (data would go elsewhere) or a pull-through cache (proxy: it would
+// be an empty registry accepting pushes instead of a mirror).
 // Other unimplemented keys only warn: storage.cache, which registry:2's own
 // default config.yml sets, storage.maintenance.uploadpurging, health, ...
 func refuseUnsafe(cfg *config.Config) error {
 	for _, key := range cfg.Unimplemented() {
 		switch {
 		case key == "auth", strings.HasPrefix(key, "auth."),
-			key == "storage."+cfg.Storage.Driver():
+			key == "storage."+cfg.Storage.Driver(),
+			key == "proxy":
 			return fmt.Errorf("configuration: %s is not supported by this version of berth; refusing to start rather than run without it", key)
 		}
 	}

@@ -66,6 +66,14 @@ http:
 			want:    []string{"REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLD", "storage.maintenance.readonly.enabld"},
 		},
 		{
+			// A pull-through cache berth cannot be yet: refused rather
+			// than run as an empty registry that accepts pushes.
+			name:    "proxy",
+			content: "version: 0.1\n",
+			env:     []string{"REGISTRY_PROXY_REMOTEURL=https://registry-1.docker.io"},
+			want:    []string{"proxy is not supported"},
+		},
+		{
 			name:    "variable of the wrong type",
 			content: "version: 0.1\n",
 			env:     []string{"REGISTRY_STORAGE_MAINTENANCE_READONLY=yes please"},
