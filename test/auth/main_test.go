@@ -424,3 +424,5 @@ func noSecretsLogged(t *testing.T, b *harness.Berth, secrets ...string) {
 		}
 	}
 }
+
+func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
