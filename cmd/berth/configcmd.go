@@ -73,6 +73,9 @@ func checkConfig(path string, environ []string, quiet bool, stdout, stderr io.Wr
 	if _, err := newLogger(cfg, io.Discard); err != nil {
 		return err
 	}
+	if err := checkFiles(cfg); err != nil {
+		return err
+	}
 	if !quiet {
 		out, err := cfg.Redacted()
 		if err != nil {
@@ -102,6 +105,33 @@ func checkConfig(path string, environ []string, quiet bool, stdout, stderr io.Wr
 		fmt.Fprintf(stderr, "%s: valid, with %d warnings\n", what, len(warnings))
 	}
 	return nil
+}
+
+// checkFiles checks that the files the configuration names exist, are
+// regular files and can be opened: what serve would find out at start-up.
+func checkFiles(cfg *config.Config) error {
+	var errs []error
+	for _, f := range configFiles(cfg) {
+		where := ""
+		if src := cfg.Source(f.key); src != "" {
+			where = src + ": "
+		}
+		st, err := os.Stat(f.path)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s%s: %w", where, f.key, err))
+		case st.IsDir():
+			errs = append(errs, fmt.Errorf("%s%s: %s is a directory, not a file", where, f.key, f.path))
+		default:
+			fh, err := os.Open(f.path)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s%s: %w", where, f.key, err))
+				continue
+			}
+			fh.Close()
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // formatError renders err for the terminal: a configuration error with

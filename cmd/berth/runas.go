@@ -82,26 +82,41 @@ func dropPrivileges(cfg *config.Config, log *slog.Logger) error {
 	return nil
 }
 
-// unreadableFile returns the first file the configuration names (htpasswd,
-// token certificates, TLS certificate, key and client CAs) that exists and
-// that uid:gid could not read.
-func unreadableFile(cfg *config.Config, uid, gid int) string {
-	var files []string
+// configFile is a file the configuration names, by its key.
+type configFile struct{ key, path string }
+
+// configFiles lists the files the configuration names that berth reads at
+// start-up: htpasswd, token certificates, TLS certificate, key and client
+// CAs. URLs (a JWKS endpoint) are left out.
+func configFiles(cfg *config.Config) []configFile {
+	var files []configFile
+	add := func(key, path string) {
+		if path != "" && !strings.Contains(path, "://") {
+			files = append(files, configFile{key, path})
+		}
+	}
 	if h := cfg.Auth.HTPasswd; h != nil {
-		files = append(files, h.Path)
+		add("auth.htpasswd.path", h.Path)
 	}
 	if t := cfg.Auth.Token; t != nil {
-		files = append(files, t.RootCertBundle, t.JWKS)
+		add("auth.token.rootcertbundle", t.RootCertBundle)
+		add("auth.token.jwks", t.JWKS)
 	}
 	if t := cfg.HTTP.TLS; t != nil {
-		files = append(files, t.Certificate, t.Key)
-		files = append(files, t.ClientCAs...)
-	}
-	for _, f := range files {
-		if f == "" || strings.Contains(f, "://") {
-			continue
+		add("http.tls.certificate", t.Certificate)
+		add("http.tls.key", t.Key)
+		for i, ca := range t.ClientCAs {
+			add(fmt.Sprintf("http.tls.clientcas[%d]", i), ca)
 		}
-		st, err := os.Stat(f)
+	}
+	return files
+}
+
+// unreadableFile returns the first file the configuration names that
+// exists and that uid:gid could not read.
+func unreadableFile(cfg *config.Config, uid, gid int) string {
+	for _, f := range configFiles(cfg) {
+		st, err := os.Stat(f.path)
 		if err != nil {
 			continue
 		}
@@ -114,7 +129,7 @@ func unreadableFile(cfg *config.Config, uid, gid int) string {
 			(int(sys.Gid) == gid && m&0o040 != 0) ||
 			(int(sys.Uid) == uid && m&0o400 != 0)
 		if !readable {
-			return f
+			return f.path
 		}
 	}
 	return ""

@@ -66,6 +66,18 @@ http:
 			want:    []string{"REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLD", "storage.maintenance.readonly.enabld"},
 		},
 		{
+			// Debian's docker-registry package ships this: the path of
+			// the htpasswd file is a directory.
+			name: "htpasswd path is a directory",
+			content: `version: 0.1
+auth:
+  htpasswd:
+    realm: basic-realm
+    path: ` + dir + `
+`,
+			want: []string{"is a directory"},
+		},
+		{
 			// A pull-through cache berth cannot be yet: refused rather
 			// than run as an empty registry that accepts pushes.
 			name:    "proxy",
