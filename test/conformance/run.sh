@@ -11,6 +11,13 @@
 #   OCI_AUTOMATIC_CROSSMOUNT  passed to the suite (default 0: a mount without
 #                         `from` must start an upload, as in registry:2);
 #                         set it to the empty string to skip those checks
+#   CONFORMANCE_AUTH      run with authentication on, the suite logging in
+#                         with OCI_USERNAME/OCI_PASSWORD:
+#                           htpasswd  registry:2's auth.htpasswd (Basic auth;
+#                                     works with REGISTRY_BIN=docker-registry)
+#                           token     berth's token service (Bearer tokens)
+#                                     with an htpasswd group and a policy
+#                         (default: no authentication)
 #   CONFORMANCE_TIMEOUT   seconds the suite may run (default 900)
 #   CONFORMANCE_KEEP=1    keep the work dir (logs, report) after the run
 #   CONFORMANCE_REPORT_DIR  copy junit.xml, report.html and logs there
@@ -77,6 +84,61 @@ else
 	bin="$work/berth"
 fi
 
+auth_mode="${CONFORMANCE_AUTH:-}"
+case "$auth_mode" in
+"" | htpasswd) ;;
+token)
+	if [[ -n "${REGISTRY_BIN:-}" ]]; then
+		log "CONFORMANCE_AUTH=token needs berth's token service; it cannot test $REGISTRY_BIN"
+		exit 1
+	fi
+	;;
+*)
+	log "CONFORMANCE_AUTH=$auth_mode: want htpasswd or token"
+	exit 1
+	;;
+esac
+if [[ -n "$auth_mode" ]]; then
+	# `berth htpasswd` makes the bcrypt entry (no apache2-utils needed).
+	htpasswd_bin="$bin"
+	if [[ -n "${REGISTRY_BIN:-}" ]]; then
+		(cd "$repo_root" && go build -o "$work/berth" ./cmd/berth)
+		htpasswd_bin="$work/berth"
+	fi
+	export OCI_USERNAME="${OCI_USERNAME:-conformance}"
+	export OCI_PASSWORD="${OCI_PASSWORD:-conformance-$RANDOM$RANDOM}"
+	"$htpasswd_bin" htpasswd -Bbn "$OCI_USERNAME" "$OCI_PASSWORD" >"$work/htpasswd"
+	log "authentication: $auth_mode (user $OCI_USERNAME)"
+fi
+
+# auth_config prints the config section for CONFORMANCE_AUTH.
+auth_config() {
+	case "$auth_mode" in
+	htpasswd)
+		cat <<EOF
+auth:
+  htpasswd:
+    realm: conformance
+    path: $work/htpasswd
+EOF
+		;;
+	token)
+		cat <<EOF
+berth:
+  auth:
+    htpasswd:
+      - group: conformance
+        path: $work/htpasswd
+    policy:
+      - group: conformance
+        actions: ["*"]
+    tokenservice:
+      service: conformance
+EOF
+		;;
+	esac
+}
+
 log "building the conformance suite"
 (
 	cd "$here"
@@ -103,6 +165,7 @@ storage:
 http:
   addr: 127.0.0.1:$port
 EOF
+		auth_config >>"$work/config.yml"
 		log "starting registry on 127.0.0.1:$port (attempt $attempt)"
 		"$bin" serve "$work/config.yml" >"$work/registry.log" 2>&1 &
 		registry_pid=$!
