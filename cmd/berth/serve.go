@@ -13,12 +13,14 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 
 	"github.com/berth-registry/berth/internal/auth/setup"
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/server"
 	"github.com/berth-registry/berth/internal/storage"
 	"github.com/berth-registry/berth/internal/storage/inmemory"
+	"github.com/berth-registry/berth/internal/storage/s3"
 	"github.com/berth-registry/berth/internal/tlsconf"
 )
 
@@ -80,7 +82,7 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	if err := dropPrivileges(cfg, log); err != nil {
 		return err
 	}
-	driver, err := newDriver(cfg)
+	driver, err := newDriver(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -147,14 +149,42 @@ func refuseUnsafe(cfg *config.Config) error {
 	return nil
 }
 
-func newDriver(cfg *config.Config) (storage.Driver, error) {
+func newDriver(ctx context.Context, cfg *config.Config) (storage.Driver, error) {
 	switch cfg.Storage.Driver() {
 	case "filesystem":
 		return nil, nil // the server opens it at RootDirectory
 	case "inmemory":
 		return inmemory.New(), nil
+	case "s3":
+		params, err := driverParams(cfg.Storage.S3)
+		if err != nil {
+			return nil, err
+		}
+		p, err := s3.FromMap(params)
+		if err != nil {
+			return nil, fmt.Errorf("storage.s3: %w", err)
+		}
+		d, err := s3.New(ctx, p)
+		if err != nil {
+			return nil, fmt.Errorf("storage.s3: %w", err)
+		}
+		return d, nil
 	}
 	return nil, fmt.Errorf("storage driver %q is not supported", cfg.Storage.Driver())
+}
+
+// driverParams turns a typed driver section back into the parameter map
+// registry:2 drivers take, so each driver parses its own keys in one place.
+func driverParams(section any) (map[string]any, error) {
+	b, err := yaml.Marshal(section)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]any{}
+	if err := yaml.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // newAuthorizer builds access control from the auth and berth.auth

@@ -28,6 +28,7 @@ var Implemented = []string{
 	"http.tls",   // internal/tlsconf
 	"http.http2", // disabled: no h2 in TLS ALPN
 	"storage.filesystem",
+	"storage.s3",
 	"storage.inmemory",
 	"storage.delete",
 	"storage.maintenance.readonly",

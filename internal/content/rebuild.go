@@ -24,9 +24,7 @@ func (r *Registry) Rebuild(ctx context.Context) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("rebuild index: repository %s: %w", name, err)
 		}
-		if len(snap.Manifests) > 0 {
-			snaps = append(snaps, snap)
-		}
+		snaps = append(snaps, snap)
 	}
 	if err := r.index.Replace(ctx, snaps); err != nil {
 		return 0, err

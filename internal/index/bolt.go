@@ -179,10 +179,8 @@ func (b *Bolt) DeleteManifest(ctx context.Context, repo string, d digest.Digest)
 				return err
 			}
 		}
-		// Stats would not see this transaction's deletes; a cursor does.
-		if k, _ := manifests.Cursor().First(); k == nil {
-			return tx.Bucket(bucketRepos).DeleteBucket([]byte(repo))
-		}
+		// The repository stays listed with no tags, as its directory stays
+		// in storage; the conformance suite expects its tag list to answer.
 		return nil
 	})
 	if err != nil {
@@ -351,8 +349,8 @@ func (b *Bolt) Replace(ctx context.Context, repos []content.RepositorySnapshot) 
 			return err
 		}
 		for _, r := range repos {
-			if len(r.Manifests) == 0 {
-				continue
+			if _, err := repoBucket(tx, r.Name, true); err != nil {
+				return err
 			}
 			for _, m := range r.Manifests {
 				if err := putManifest(tx, r.Name, m); err != nil {
