@@ -109,13 +109,15 @@ func (r *Registry) AppendUpload(ctx context.Context, repo, id string, start int6
 	if err != nil {
 		return u, err
 	}
-	defer w.Close()
 	_, cerr := r.streamInto(ctx, repo, id, w, h, body)
-	u.Size = w.Size()
-	if cerr != nil {
-		return u, cerr
+	// Close is what makes the chunk durable (an fsync, or completing an
+	// object store's multipart upload): its failure fails the request, and
+	// the size reported is what storage kept.
+	if err := w.Close(); err != nil && cerr == nil {
+		cerr = fmt.Errorf("store chunk of upload %s: %w", id, err)
 	}
-	return u, nil
+	u.Size = w.Size()
+	return u, cerr
 }
 
 // FinishUpload appends a last chunk (body may be nil), verifies the whole
@@ -150,12 +152,14 @@ func (r *Registry) FinishUpload(ctx context.Context, repo, id string, start int6
 		w.Close()
 		return BlobInfo{}, fmt.Errorf("commit upload %s: %w", id, err)
 	}
-	w.Close()
+	if err := w.Close(); err != nil {
+		return BlobInfo{}, fmt.Errorf("commit upload %s: %w", id, err)
+	}
 
 	if err := r.verifyUpload(ctx, repo, id, h, d); err != nil {
 		// Clean up even if the client has gone away (cancelled ctx).
 		if derr := r.driver.Delete(context.WithoutCancel(ctx), uploadDir(repo, id)); derr != nil && !isNotFound(derr) {
-			r.log.Warn("cannot remove rejected upload", "repo", repo, "upload", id, "err", derr)
+			r.logger(ctx).Warn("cannot remove rejected upload", "repo", repo, "upload", id, "err", derr)
 		}
 		return BlobInfo{}, err
 	}
@@ -163,7 +167,7 @@ func (r *Registry) FinishUpload(ctx context.Context, repo, id string, start int6
 		return BlobInfo{}, fmt.Errorf("commit upload %s: %w", id, err)
 	}
 	if err := r.driver.Delete(ctx, uploadDir(repo, id)); err != nil && !isNotFound(err) {
-		r.log.Warn("cannot remove finished upload", "repo", repo, "upload", id, "err", err)
+		r.logger(ctx).Warn("cannot remove finished upload", "repo", repo, "upload", id, "err", err)
 	}
 	return BlobInfo{Digest: d, Size: size}, nil
 }
@@ -197,7 +201,7 @@ func (r *Registry) PutBlob(ctx context.Context, repo string, d digest.Digest, bo
 		// usually means the client disconnected, which cancels ctx: the
 		// cleanup must not depend on it.
 		if derr := r.driver.Delete(context.WithoutCancel(ctx), uploadDir(repo, u.ID)); derr != nil && !isNotFound(derr) {
-			r.log.Warn("cannot remove failed upload", "repo", repo, "upload", u.ID, "err", derr)
+			r.logger(ctx).Warn("cannot remove failed upload", "repo", repo, "upload", u.ID, "err", derr)
 		}
 	}
 	return info, err
@@ -207,6 +211,9 @@ func (r *Registry) PutBlob(ctx context.Context, repo string, d digest.Digest, bo
 // state matching its size; h is nil when no such state was saved (the digest
 // is then computed from the stored bytes at the end).
 func (r *Registry) openUpload(ctx context.Context, repo, id string, size int64) (storage.FileWriter, hash.Hash, error) {
+	// The writer outlives a client that disconnects mid-chunk: what arrived
+	// is still stored, so the upload can resume from there.
+	ctx = context.WithoutCancel(ctx)
 	var w storage.FileWriter
 	var err error
 	if size == 0 {
@@ -270,10 +277,10 @@ func (r *Registry) streamInto(ctx context.Context, repo, id string, w storage.Fi
 			err = r.driver.PutContent(ctx, hashStatePath(repo, id, w.Size()), state)
 		}
 		if err != nil {
-			r.log.Warn("cannot save upload hash state", "upload", id, "err", err)
+			r.logger(ctx).Warn("cannot save upload hash state", "upload", id, "err", err)
 		} else if before > 0 {
 			if err := r.driver.Delete(ctx, hashStatePath(repo, id, before)); err != nil && !isNotFound(err) {
-				r.log.Warn("cannot remove old upload hash state", "upload", id, "err", err)
+				r.logger(ctx).Warn("cannot remove old upload hash state", "upload", id, "err", err)
 			}
 		}
 	}
