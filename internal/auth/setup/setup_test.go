@@ -284,4 +284,3 @@ func TestErrors(t *testing.T) {
 		}
 	}
 }
-
