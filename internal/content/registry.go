@@ -15,6 +15,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth-registry/berth/internal/logctx"
 	"github.com/berth-registry/berth/internal/storage"
 )
 
@@ -50,6 +51,12 @@ type Registry struct {
 	uploadLocks keyLock
 	tagLocks    keyLock
 	bodies      *bodyCache
+}
+
+// logger is the logger of the request ctx belongs to (carrying its
+// request_id), or the registry's own.
+func (r *Registry) logger(ctx context.Context) *slog.Logger {
+	return logctx.FromContextOr(ctx, r.log)
 }
 
 // New returns a Registry. The index must already match storage: call Rebuild

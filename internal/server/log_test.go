@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/berth-registry/berth/internal/auth"
+	"github.com/berth-registry/berth/internal/storage"
 	"github.com/berth-registry/berth/internal/storage/inmemory"
 )
 
@@ -196,5 +197,58 @@ func assertNoSecrets(t *testing.T, log string) {
 		if strings.Contains(log, s) {
 			t.Errorf("log contains %q:\n%s", s, log)
 		}
+	}
+}
+
+// undeletable is a storage driver whose deletes fail, so the content layer
+// logs a warning in the middle of a request.
+type undeletable struct{ storage.Driver }
+
+func (undeletable) Delete(context.Context, string) error { return errors.New("disk on fire") }
+
+// Lines the content layer logs during a request carry the request's id too.
+func TestContentLinesCarryTheRequestID(t *testing.T) {
+	buf := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(buf, nil))
+	srv, err := New(context.Background(), Options{Driver: undeletable{inmemory.New()}, AccessLog: true, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+
+	resp, err := http.Post(ts.URL+"/v2/app/blobs/uploads/", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	sep := "?"
+	if strings.Contains(loc, "?") {
+		sep = "&"
+	}
+	// A wrong digest: the upload is rejected and its removal fails.
+	req, _ := http.NewRequest(http.MethodPut, ts.URL+loc+sep+"digest=sha256:"+strings.Repeat("0", 64), strings.NewReader("data"))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("PUT with a wrong digest: %s", resp.Status)
+	}
+	id := resp.Header.Get("X-Request-Id")
+	var warned bool
+	for _, l := range logLines(t, buf.String()) {
+		if l["msg"] == "cannot remove rejected upload" {
+			warned = true
+			if l["request_id"] != id {
+				t.Errorf("content warning has request_id %v, want %q", l["request_id"], id)
+			}
+		}
+	}
+	if !warned {
+		t.Fatalf("no content warning logged:\n%s", buf.String())
 	}
 }
