@@ -105,6 +105,7 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		Headers:         http.Header(cfg.HTTP.Headers),
 		Prefix:          cfg.HTTP.Prefix,
 		Host:            cfg.HTTP.Host,
+		RedirectBlobs:   !cfg.Storage.Redirect.Disable,
 		AccessLog:       !cfg.Log.AccessLog.Disabled,
 		Authorizer:      access.Authorizer,
 		Handlers:        access.Handlers,

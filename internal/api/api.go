@@ -18,10 +18,11 @@ import (
 
 // Handler is the /v2/ API.
 type Handler struct {
-	reg     *content.Registry
-	auth    auth.Authorizer
-	log     *slog.Logger
-	urlBase string // prepended to the URLs the API hands out
+	reg      *content.Registry
+	auth     auth.Authorizer
+	log      *slog.Logger
+	urlBase  string // prepended to the URLs the API hands out
+	redirect bool
 }
 
 // Options configure the API handler.
@@ -34,12 +35,16 @@ type Options struct {
 	// http.host. Relative URLs are right behind any proxy; every client
 	// resolves them against the request URL.
 	URLBase string
-	Logger  *slog.Logger
+	// RedirectBlobs sends blob downloads to the storage backend's own URL
+	// (presigned S3, Swift temp URL) when the driver can make one, as
+	// registry:2 does unless storage.redirect.disable is set.
+	RedirectBlobs bool
+	Logger        *slog.Logger
 }
 
 // New returns the API handler for reg.
 func New(reg *content.Registry, opts Options) *Handler {
-	h := &Handler{reg: reg, auth: opts.Authorizer, log: opts.Logger, urlBase: strings.TrimSuffix(opts.URLBase, "/")}
+	h := &Handler{reg: reg, auth: opts.Authorizer, log: opts.Logger, urlBase: strings.TrimSuffix(opts.URLBase, "/"), redirect: opts.RedirectBlobs}
 	if h.auth == nil {
 		h.auth = auth.AllowAll{}
 	}

@@ -45,6 +45,16 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, rt route) {
 		start, length, status = s, l, http.StatusPartialContent
 		hdr.Set("Content-Range", "bytes "+itoa(s)+"-"+itoa(s+l-1)+"/"+itoa(info.Size))
 	}
+	if r.Method == http.MethodGet && h.redirect {
+		if url, ok, err := h.reg.BlobURL(r.Context(), d); err != nil {
+			h.log.WarnContext(r.Context(), "cannot make a redirect URL, serving the blob directly", "digest", d, "err", err)
+		} else if ok {
+			hdr.Del("Content-Range")
+			hdr.Set("Location", url)
+			w.WriteHeader(http.StatusTemporaryRedirect)
+			return
+		}
+	}
 	hdr.Set("Content-Length", itoa(length))
 	if r.Method == http.MethodHead {
 		w.WriteHeader(status)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -101,4 +102,29 @@ func (r *Registry) MountBlob(ctx context.Context, repo, from string, d digest.Di
 func isCode(err error, code Code) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Code == code
+}
+
+// urlSigner is implemented by drivers that can hand out a time-limited URL
+// for an object (S3 presigned URLs, Swift temp URLs), so clients download
+// blobs from the object store directly.
+type urlSigner interface {
+	URLFor(ctx context.Context, path string, expiry time.Duration) (string, error)
+}
+
+// BlobURLExpiry is how long a redirect URL for a blob stays valid.
+const BlobURLExpiry = 20 * time.Minute
+
+// BlobURL returns a direct download URL for a blob when the storage driver
+// can make one; ok is false when it cannot. The caller has checked the
+// blob's visibility with Blob.
+func (r *Registry) BlobURL(ctx context.Context, d digest.Digest) (url string, ok bool, err error) {
+	s, can := r.driver.(urlSigner)
+	if !can {
+		return "", false, nil
+	}
+	url, err = s.URLFor(ctx, blobDataPath(d), BlobURLExpiry)
+	if err != nil {
+		return "", false, fmt.Errorf("blob %s url: %w", d, err)
+	}
+	return url, true, nil
 }

@@ -43,7 +43,10 @@ type Options struct {
 	Prefix string
 	// Host is the absolute base URL for URLs handed to clients (http.host);
 	// empty hands out relative URLs.
-	Host            string
+	Host string
+	// RedirectBlobs sends blob downloads to the storage backend's own URLs
+	// when the driver can make them (storage.redirect).
+	RedirectBlobs   bool
 	DeleteEnabled   bool
 	ReadOnly        bool
 	MaxManifestSize int64
@@ -138,7 +141,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Host != "" {
 		urlBase = strings.TrimSuffix(opts.Host, "/") + prefix
 	}
-	var h http.Handler = api.New(reg, api.Options{Authorizer: opts.Authorizer, URLBase: urlBase, Logger: log})
+	var h http.Handler = api.New(reg, api.Options{Authorizer: opts.Authorizer, URLBase: urlBase, RedirectBlobs: opts.RedirectBlobs, Logger: log})
 	h = withHandlers(h, opts.Handlers)
 	if prefix != "" {
 		h = http.StripPrefix(prefix, h)
