@@ -18,6 +18,7 @@
 #                           token     berth's token service (Bearer tokens)
 #                                     with an htpasswd group and a policy
 #                         (default: no authentication)
+#   CONFORMANCE_STORAGE   filesystem (default) or s3 (versitygw started here)
 #   CONFORMANCE_TIMEOUT   seconds the suite may run (default 900)
 #   CONFORMANCE_KEEP=1    keep the work dir (logs, report) after the run
 #   CONFORMANCE_REPORT_DIR  copy junit.xml, report.html and logs there
@@ -33,8 +34,13 @@ export PATH="$PATH:/usr/local/go/bin:$(go env GOPATH 2>/dev/null || echo "$HOME/
 work="$(mktemp -d "${TMPDIR:-/tmp}/berth-conformance.XXXXXX")"
 registry_pid=""
 
+s3_pid=""
 cleanup() {
 	local rc=$?
+	if [[ -n "$s3_pid" ]]; then
+		kill "$s3_pid" 2>/dev/null || true
+		wait "$s3_pid" 2>/dev/null || true
+	fi
 	if [[ -n "$registry_pid" ]] && kill -0 "$registry_pid" 2>/dev/null; then
 		kill "$registry_pid" 2>/dev/null || true
 		wait "$registry_pid" 2>/dev/null || true
@@ -139,6 +145,43 @@ EOF
 	esac
 }
 
+# CONFORMANCE_STORAGE=s3 runs berth on an S3 server (versitygw, started here;
+# internal/storage/s3/testdata/install-s3-server.sh installs it), so blob
+# downloads also exercise the presigned-URL redirects.
+storage_mode="${CONFORMANCE_STORAGE:-filesystem}"
+if [[ "$storage_mode" == s3 ]]; then
+	vgw="$(command -v versitygw || echo "$(go env GOPATH)/bin/versitygw")"
+	if [[ ! -x "$vgw" ]]; then
+		log "CONFORMANCE_STORAGE=s3 needs versitygw (internal/storage/s3/testdata/install-s3-server.sh)"
+		exit 1
+	fi
+	s3_port="$(free_port)"
+	mkdir -p "$work/s3/conformance"
+	ROOT_ACCESS_KEY=conformance ROOT_SECRET_KEY=conformance-secret \
+		"$vgw" --port "127.0.0.1:$s3_port" posix "$work/s3" >"$work/s3.log" 2>&1 &
+	s3_pid=$!
+	for _ in $(seq 1 150); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$s3_port") 2>/dev/null && break
+		sleep 0.2
+	done
+	log "storage: s3 (versitygw on 127.0.0.1:$s3_port)"
+elif [[ "$storage_mode" != filesystem ]]; then
+	log "CONFORMANCE_STORAGE=$storage_mode: want filesystem or s3"
+	exit 1
+fi
+
+# storage_config prints the storage section for CONFORMANCE_STORAGE.
+storage_config() {
+	if [[ "$storage_mode" == s3 ]]; then
+		printf '%s\n' "storage:" "  s3:" "    accesskey: conformance" "    secretkey: conformance-secret" \
+			"    region: us-east-1" "    regionendpoint: http://127.0.0.1:$s3_port" "    bucket: conformance" \
+			"    secure: false" "    forcepathstyle: true"
+	else
+		printf '%s\n' "storage:" "  filesystem:" "    rootdirectory: $work/data"
+	fi
+	printf '%s\n' "  delete:" "    enabled: true"
+}
+
 log "building the conformance suite"
 (
 	cd "$here"
@@ -157,16 +200,16 @@ start_registry() {
 version: 0.1
 log:
   level: info
-storage:
-  filesystem:
-    rootdirectory: $work/data
-  delete:
-    enabled: true
 http:
   addr: 127.0.0.1:$port
 EOF
+		storage_config >>"$work/config.yml"
 		auth_config >>"$work/config.yml"
 		log "starting registry on 127.0.0.1:$port (attempt $attempt)"
+		if [[ "$storage_mode" == s3 ]]; then
+			# With S3 there is no root directory to keep berth's index in.
+			export REGISTRY_BERTH_INDEX_PATH="$work/data/index.db"
+		fi
 		"$bin" serve "$work/config.yml" >"$work/registry.log" 2>&1 &
 		registry_pid=$!
 		deadline=$((SECONDS + 60))
