@@ -329,6 +329,7 @@ func (s *Store) update(change func(*fileFormat) error) error {
 		return fmt.Errorf("token store: %w", err)
 	}
 	defer lock.Close()
+	keepOwner(lock.Name(), "", dir)
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		return fmt.Errorf("token store: lock: %w", err)
 	}
@@ -370,6 +371,7 @@ func (s *Store) update(change func(*fileFormat) error) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("token store: %w", err)
 	}
+	keepOwner(tmp.Name(), s.path, dir)
 	if err := os.Rename(tmp.Name(), s.path); err != nil {
 		return fmt.Errorf("token store: %w", err)
 	}
@@ -378,4 +380,22 @@ func (s *Store) update(change func(*fileFormat) error) error {
 		d.Close()
 	}
 	return nil
+}
+
+// keepOwner gives a file root wrote the owner of the file it replaces, or
+// of its directory: `berth token create` run as root (docker exec) must
+// not leave a store the unprivileged registry process cannot read.
+func keepOwner(file, replaces, dir string) {
+	if os.Geteuid() != 0 {
+		return
+	}
+	fi, err := os.Stat(replaces)
+	if err != nil {
+		if fi, err = os.Stat(dir); err != nil {
+			return
+		}
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && (st.Uid != 0 || st.Gid != 0) {
+		os.Chown(file, int(st.Uid), int(st.Gid))
+	}
 }

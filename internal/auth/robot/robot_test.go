@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -145,5 +146,31 @@ func TestCorruptFile(t *testing.T) {
 	os.WriteFile(path, []byte("{not json"), 0o600)
 	if _, err := Open(path, Options{}); err == nil {
 		t.Error("corrupt file accepted at start")
+	}
+}
+
+// Root (docker exec ... berth token create) keeps the store readable by
+// the unprivileged registry that owns the directory.
+func TestRootKeepsOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	dir := filepath.Join(t.TempDir(), "berth")
+	os.MkdirAll(dir, 0o700)
+	if err := os.Chown(dir, 65532, 65532); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := Open(filepath.Join(dir, "tokens.json"), Options{})
+	if _, _, err := s.Create("bot", CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"tokens.json", "tokens.json.lock"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != 65532 || st.Gid != 65532 {
+			t.Errorf("%s owned by %d:%d", name, st.Uid, st.Gid)
+		}
 	}
 }
