@@ -138,7 +138,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Setup, error) {
 		}
 		conf.ClientCAs, conf.ClientAuth = pool, mode
 		s.ClientAuth = mode
-		log.Info("TLS client certificates", "mode", t.ClientAuth, "clientcas", t.ClientCAs)
+		modeName := t.ClientAuth
+		if modeName == "" {
+			modeName = "require-and-verify-client-cert"
+		}
+		log.Info("TLS client certificates", "mode", modeName, "clientcas", t.ClientCAs)
 		if s.acme != nil {
 			// The CA's TLS-ALPN-01 validation has no client certificate.
 			noClientAuth := conf.Clone()
@@ -164,7 +168,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Setup, error) {
 		_, port, _ := net.SplitHostPort(cfg.HTTP.Addr)
 		var h http.Handler = redirectToHTTPS(target, port)
 		if s.acme != nil {
-			h = s.acme.m.HTTPHandler(h) // also enables the HTTP-01 challenge
+			h = hostWithoutPort(s.acme.m.HTTPHandler(h)) // also enables the HTTP-01 challenge
 		}
 		s.RedirectHandler = h
 	}
@@ -279,6 +283,22 @@ func clientAuthMode(name string) (tls.ClientAuthType, error) {
 		return tls.RequestClientCert, nil
 	}
 	return 0, fmt.Errorf("http.tls.clientauth: must be one of request-client-cert, require-any-client-cert, verify-client-cert-if-given, require-and-verify-client-cert (got %q)", name)
+}
+
+// hostWithoutPort removes the port from the Host of ACME HTTP-01 challenge
+// requests before autocert checks it against the allowed hosts: a CA
+// validating on a port other than 80 (or a proxy forwarding to this
+// listener) sends "name:port", and the challenge is for "name".
+func hostWithoutPort(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {
+			if h, _, err := net.SplitHostPort(r.Host); err == nil {
+				r = r.Clone(r.Context())
+				r.Host = h
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // redirectToHTTPS answers plain-HTTP requests with a permanent redirect to

@@ -543,6 +543,18 @@ berth:
 	if w.Code != http.StatusNotFound {
 		t.Errorf("unknown challenge token: %d", w.Code)
 	}
+	// A CA validating on another port sends Host with the port; the host
+	// policy still sees just the name (403 would mean it did not).
+	w = httptest.NewRecorder()
+	s.RedirectHandler.ServeHTTP(w, httptest.NewRequest("GET", "http://registry.example.com:5002/.well-known/acme-challenge/x", nil))
+	if w.Code != http.StatusNotFound {
+		t.Errorf("challenge with a port in Host: %d", w.Code)
+	}
+	w = httptest.NewRecorder()
+	s.RedirectHandler.ServeHTTP(w, httptest.NewRequest("GET", "http://other.example.com/.well-known/acme-challenge/x", nil))
+	if w.Code != http.StatusForbidden {
+		t.Errorf("challenge for a host not in hosts: %d", w.Code)
+	}
 	w = httptest.NewRecorder()
 	s.RedirectHandler.ServeHTTP(w, httptest.NewRequest("GET", "http://registry.example.com/v2/", nil))
 	if u, _ := url.Parse(w.Header().Get("Location")); u == nil || u.String() != "https://registry.example.com/v2/" {

@@ -1,0 +1,368 @@
+// Package tlstest runs the berth binary with TLS: certificate files
+// (start-up checks, reload, versions, client certificates), ACME against
+// pebble, docker over TLS, and nginx and Apache in front of berth as in
+// the seed articles.
+//
+// The tests that need only the berth binary run with `go test ./...`. The
+// ones that need real components (pebble, dockerd, nginx, apache2) are
+// behind the e2e build tag:
+//
+//	.ci/run tls        # installs pebble, nginx, apache2, docker.io; runs everything
+//	go test -tags e2e -count=1 ./test/tls/
+//
+// A missing tool skips its test locally and fails it when CI is set.
+package tlstest
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/berth-registry/berth/test/harness"
+)
+
+func TestMain(m *testing.M) { os.Exit(harness.Main(m)) }
+
+func inCI() bool {
+	v := strings.ToLower(os.Getenv("CI"))
+	return v != "" && v != "0" && v != "false"
+}
+
+// requireTool returns the path of a program the test needs. Locally a
+// missing one skips the test; under CI it fails it.
+func requireTool(t *testing.T, name, install string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	msg := fmt.Sprintf("%s not found on PATH (install: %s, or run `.ci/run tls`)", name, install)
+	if inCI() {
+		t.Fatalf("%s; CI is set, so a missing tool is a failure, not a skip", msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// --- certificates -------------------------------------------------------------
+
+type ca struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	PEM  []byte
+}
+
+func newCA(t testing.TB, name string) *ca {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &ca{cert: cert, key: key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+func (c *ca) Pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(c.cert)
+	return p
+}
+
+type leaf struct {
+	CN        string
+	Names     []string // DNS names and IP addresses
+	NotBefore time.Time
+	NotAfter  time.Time
+	Client    bool
+}
+
+// Issue returns a PEM certificate and key and the serial.
+func (c *ca) Issue(t testing.TB, l leaf) (certPEM, keyPEM []byte, serial string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.NotBefore.IsZero() {
+		l.NotBefore = time.Now().Add(-time.Hour)
+	}
+	if l.NotAfter.IsZero() {
+		l.NotAfter = time.Now().Add(24 * time.Hour)
+	}
+	sn, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	tmpl := &x509.Certificate{
+		SerialNumber: sn,
+		Subject:      pkix.Name{CommonName: l.CN},
+		NotBefore:    l.NotBefore,
+		NotAfter:     l.NotAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	if l.Client {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	}
+	for _, n := range l.Names {
+		if ip := net.ParseIP(n); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, &key.PublicKey, c.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), sn.String()
+}
+
+// ClientCert is a client certificate for name, for tls.Config.Certificates.
+func (c *ca) ClientCert(t testing.TB, name string) tls.Certificate {
+	t.Helper()
+	cp, kp, _ := c.Issue(t, leaf{CN: name, Client: true})
+	pair, err := tls.X509KeyPair(cp, kp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pair
+}
+
+func write(t testing.TB, path string, data []byte) string {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// replace swaps a file's content atomically (write, rename), as certbot
+// and deployment tools do.
+func replace(t testing.TB, path string, data []byte) {
+	t.Helper()
+	write(t, path+".new", data)
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// peerSerial connects to addr with conf and returns the serial of the
+// server's certificate, or the error.
+func peerSerial(addr string, conf *tls.Config) (string, error) {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	conn, err := tls.DialWithDialer(d, "tcp", addr, conf)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].SerialNumber.String(), nil
+}
+
+// --- berth processes ----------------------------------------------------------
+
+// berth is one `berth serve` process with a config this package writes,
+// so that it can carry an http.tls section (test/harness writes its own).
+type berth struct {
+	t       *testing.T
+	Dir     string
+	Config  string
+	LogPath string
+	Addr    string // http.addr
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// berthConfig is a config.yml for a fresh storage root under dir with the
+// given http section body (indented two spaces) and extra top-level YAML.
+func berthConfig(dir, addr, httpExtra, extra string) string {
+	return fmt.Sprintf(`version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+http:
+  addr: %s
+%s%s`, filepath.Join(dir, "root"), addr, httpExtra, extra)
+}
+
+// startBerth writes cfg and starts berth, returning once it logs that it
+// listens (or failing the test with its log if it exits first).
+func startBerth(t *testing.T, dir, addr, cfg string) *berth {
+	t.Helper()
+	b := &berth{t: t, Dir: dir, Config: filepath.Join(dir, "config.yml"), LogPath: filepath.Join(dir, "berth.log"), Addr: addr}
+	write(t, b.Config, []byte(cfg))
+	b.start()
+	t.Cleanup(func() {
+		b.Stop()
+		if t.Failed() {
+			t.Logf("berth log (%s):\n%s", b.LogPath, b.Log())
+		}
+	})
+	return b
+}
+
+func (b *berth) start() {
+	b.t.Helper()
+	logf, err := os.OpenFile(b.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	mark := len(b.Log())
+	cmd := exec.Command(harness.Binary(b.t), "serve", b.Config)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = cleanEnv()
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		b.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); logf.Close(); close(done) }()
+	b.mu.Lock()
+	b.cmd, b.done = cmd, done
+	b.mu.Unlock()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(b.Log()[mark:], `msg="berth listening" addr=`+b.Addr) {
+		select {
+		case <-done:
+			b.t.Fatalf("berth exited during start-up: %v\n%s", cmd.ProcessState, b.Log()[mark:])
+		case <-time.After(25 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("berth did not listen on %s within 60s:\n%s", b.Addr, b.Log()[mark:])
+		}
+	}
+}
+
+// Stop sends SIGTERM and waits (SIGKILL after 15s).
+func (b *berth) Stop() {
+	b.mu.Lock()
+	cmd, done := b.cmd, b.done
+	b.cmd = nil
+	b.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+		<-done
+	}
+}
+
+// Restart stops berth and starts it again with the same config.
+func (b *berth) Restart() {
+	b.t.Helper()
+	b.Stop()
+	b.start()
+}
+
+func (b *berth) Log() string {
+	data, _ := os.ReadFile(b.LogPath)
+	return string(data)
+}
+
+// berthFails runs `berth serve` with cfg, which must exit with an error
+// before listening; it returns the output.
+func berthFails(t *testing.T, cfg string) string {
+	t.Helper()
+	dir := t.TempDir()
+	path := write(t, filepath.Join(dir, "config.yml"), []byte(cfg))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, harness.Binary(t), "serve", path)
+	cmd.Env = cleanEnv()
+	out, err := cmd.CombinedOutput()
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("berth serve did not fail at start-up (err %v):\n%s", err, out)
+	}
+	if strings.Contains(string(out), "berth listening") {
+		t.Fatalf("berth listened before failing:\n%s", out)
+	}
+	return string(out)
+}
+
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "REGISTRY_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func freeAddr(t *testing.T, host string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func portOf(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}
+
+// waitFor polls cond every 100ms until it holds, failing the test with
+// what and cond's last message once timeout has passed.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ok, msg := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s: %s", timeout, what, msg)
+		}
+		<-tick.C
+	}
+}
