@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-registry/berth/internal/auth/setup"
 	"github.com/berth-registry/berth/internal/config"
 )
 
@@ -69,6 +70,9 @@ func checkConfig(path string, environ []string, quiet bool, stdout, stderr io.Wr
 	}
 	if err := refuseUnsafe(cfg); err != nil {
 		return err
+	}
+	if err := setup.Check(cfg); err != nil {
+		return fmt.Errorf("configuration: %w", err)
 	}
 	if _, err := newLogger(cfg, io.Discard); err != nil {
 		return err

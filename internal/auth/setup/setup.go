@@ -49,6 +49,17 @@ type Result struct {
 // FromConfig builds the access control. Without any auth configuration
 // everyone may do everything, as with registry:2.
 func FromConfig(cfg *config.Config, log *slog.Logger) (*Result, error) {
+	return build(cfg, log, false)
+}
+
+// Check reports what FromConfig would refuse (unreadable files, bad rules,
+// bad keys) without changing anything: no signing key is generated.
+func Check(cfg *config.Config) error {
+	_, err := build(cfg, slog.New(slog.DiscardHandler), true)
+	return err
+}
+
+func build(cfg *config.Config, log *slog.Logger, dryRun bool) (*Result, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -110,7 +121,7 @@ func FromConfig(cfg *config.Config, log *slog.Logger) (*Result, error) {
 		o.Service = or(ts.Service, DefaultService)
 		o.Realm = ts.Realm
 		o.Expiry, o.RefreshExpiry = ts.Expiry, ts.RefreshExpiry
-		key, err := signingKey(cfg, ts, log)
+		key, err := signingKey(cfg, ts, log, dryRun)
 		if err != nil {
 			return nil, err
 		}
@@ -251,7 +262,7 @@ func buildLimiter(rl config.BerthRateLimit) (*ratelimit.Limiter, []netip.Prefix,
 // signingKey loads the token service key, generating and persisting one
 // when the file does not exist (in memory only with inmemory storage and
 // no key configured).
-func signingKey(cfg *config.Config, ts *config.BerthTokenService, log *slog.Logger) (crypto.Signer, error) {
+func signingKey(cfg *config.Config, ts *config.BerthTokenService, log *slog.Logger, dryRun bool) (crypto.Signer, error) {
 	path := ts.Key
 	if path == "" {
 		switch {
@@ -263,6 +274,21 @@ func signingKey(cfg *config.Config, ts *config.BerthTokenService, log *slog.Logg
 		default:
 			path = "berth-token-key.pem"
 		}
+	}
+	if dryRun {
+		data, err := os.ReadFile(path)
+		if os.IsNotExist(err) {
+			// Generated at start-up; check only that it could be written.
+			return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("berth.auth.tokenservice.key: %w", err)
+		}
+		k, err := token.ParseKey(data)
+		if err != nil {
+			return nil, fmt.Errorf("berth.auth.tokenservice.key %s: %w", path, err)
+		}
+		return k, nil
 	}
 	key, created, err := token.LoadOrCreateKey(path)
 	if err != nil {

@@ -284,3 +284,19 @@ func TestErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	f := users(t, dir, "u", "p")
+	good := load(t, fmt.Sprintf("storage: {filesystem: {rootdirectory: %s}}\nberth:\n  auth:\n    htpasswd: [{path: %s}]\n    tokenservice: {}\n", dir, f))
+	if err := Check(good); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "berth", "token-key.pem")); !os.IsNotExist(err) {
+		t.Errorf("Check created the signing key: %v", err)
+	}
+	bad := load(t, "berth:\n  auth:\n    policy: [{account: '${account}', actions: [pull]}]\n")
+	if err := Check(bad); err == nil || !strings.Contains(err.Error(), "berth.auth.policy: rule 1") {
+		t.Errorf("bad policy: %v", err)
+	}
+}
