@@ -612,3 +612,32 @@ func TestNoSecretsInErrors(t *testing.T) {
 	}
 	io.Discard.Write(b)
 }
+
+// registry:2's auth.token.autoredirect: the realm is this request's host
+// with autoredirectpath.
+func TestExternalAutoRedirect(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	issuer, _ := token.NewSigner(key, "iss")
+	ver, _ := token.NewVerifier(token.VerifierOptions{Issuer: "iss", Service: "svc",
+		Keys: map[string]crypto.PublicKey{issuer.KeyID(): issuer.PublicKey()}})
+	for _, tc := range []struct {
+		path, want string
+	}{
+		{"", "https://reg.example.com/auth/token"},
+		{"/custom/token", "https://reg.example.com/custom/token"},
+	} {
+		g, err := New(Options{Mode: External, Service: "svc", Verifier: ver, AutoRedirect: true, AutoRedirectPath: tc.path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := httptest.NewRequest("GET", "https://reg.example.com/v2/", nil)
+		_, err = g.Authorize(r, nil)
+		var ae *auth.Error
+		if !errors.As(err, &ae) || ae.Challenge != `Bearer realm="`+tc.want+`",service="svc"` {
+			t.Errorf("autoredirectpath %q: %v", tc.path, err)
+		}
+	}
+	if _, err := New(Options{Mode: External, Service: "svc", Verifier: ver}); err == nil {
+		t.Error("external mode without realm or autoredirect accepted")
+	}
+}
