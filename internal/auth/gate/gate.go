@@ -24,6 +24,7 @@ import (
 	"github.com/berth-registry/berth/internal/auth/policy"
 	"github.com/berth-registry/berth/internal/auth/ratelimit"
 	"github.com/berth-registry/berth/internal/auth/token"
+	"github.com/berth-registry/berth/internal/logctx"
 )
 
 // Mode selects how clients authenticate to the registry.
@@ -280,7 +281,7 @@ func (g *Gate) bearer(r *http.Request, raw, kind string) (caller, error) {
 			// Forged, tampered or foreign tokens count as failures;
 			// expired ones are routine (clients then fetch a new one).
 			g.o.Limiter.Fail(g.clientIP(r), "")
-			g.log.Warn("bearer token refused", "remote", g.clientIP(r), "reason", err.Error())
+			g.logger(r).Warn("bearer token refused", "remote", g.clientIP(r), "reason", err.Error())
 		}
 		return caller{}, err
 	}
@@ -304,12 +305,12 @@ func (g *Gate) bearer(r *http.Request, raw, kind string) (caller, error) {
 	case err == nil:
 		c.who = cur
 	case errors.Is(err, auth.ErrRevoked):
-		g.log.Info("token of a revoked account refused", "account", p.Account, "source", p.Source)
+		g.logger(r).Info("token of a revoked account refused", "account", p.Account, "source", p.Source)
 		return caller{}, errors.New("the account or credential this token was issued for is no longer valid")
 	default:
 		// The source cannot answer (directory down): the token stands
 		// until it expires, with the groups it was issued with.
-		g.log.Warn("cannot re-check token account; using the token's claims", "account", p.Account, "source", p.Source, "err", err)
+		g.logger(r).Warn("cannot re-check token account; using the token's claims", "account", p.Account, "source", p.Source, "err", err)
 		c.who = &p
 	}
 	return c, nil
@@ -324,7 +325,7 @@ func (g *Gate) login(r *http.Request, access []auth.Access, user, pass string) (
 	}
 	d := g.o.Limiter.Check(ip, user)
 	if d.RetryAfter > 0 {
-		g.log.Warn("login refused: too many failed attempts", "user", user, "remote", ip, "retry_after", d.RetryAfter.Round(time.Second))
+		g.logger(r).Warn("login refused: too many failed attempts", "user", user, "remote", ip, "retry_after", d.RetryAfter.Round(time.Second))
 		secs := int(math.Ceil(d.RetryAfter.Seconds()))
 		return nil, &auth.Error{Status: http.StatusTooManyRequests, Code: "TOOMANYREQUESTS",
 			Message: "too many failed login attempts; try again later",
@@ -346,12 +347,12 @@ func (g *Gate) login(r *http.Request, access []auth.Access, user, pass string) (
 		return p, nil
 	case errors.Is(err, auth.ErrBadPassword), errors.Is(err, auth.ErrUnknownUser):
 		g.o.Limiter.Fail(ip, user)
-		g.log.Warn("authentication failed", "user", user, "remote", ip)
+		g.logger(r).Warn("authentication failed", "user", user, "remote", ip)
 		return nil, g.unauthorized(r, access, "", "invalid username or password")
 	case errors.Is(err, context.Canceled):
 		return nil, err
 	default:
-		g.log.Error("authentication source failed", "user", user, "err", err)
+		g.logger(r).Error("authentication source failed", "user", user, "err", err)
 		return nil, &auth.Error{Status: http.StatusServiceUnavailable, Code: "UNAVAILABLE",
 			Message: "authentication is unavailable; try again later"}
 	}
@@ -513,4 +514,10 @@ func (i identity) Can(repo, action string) bool {
 			auth.Covers(i.c.tok.Access, []auth.Access{auth.Repository(repo, action)})
 	}
 	return i.g.pol.Allows(i.c.who, repo, action)
+}
+
+// logger is the request's logger (with its request_id) if the server put
+// one in the context.
+func (g *Gate) logger(r *http.Request) *slog.Logger {
+	return logctx.FromContextOr(r.Context(), g.log)
 }

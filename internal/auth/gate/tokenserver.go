@@ -9,6 +9,7 @@ import (
 
 	"github.com/berth-registry/berth/internal/auth"
 	"github.com/berth-registry/berth/internal/auth/token"
+	"github.com/berth-registry/berth/internal/logctx"
 )
 
 // TokenHandler is berth's token endpoint (spec/auth/token.md and
@@ -124,6 +125,9 @@ func (g *Gate) serveToken(w http.ResponseWriter, r *http.Request) {
 		return // the client went away
 	}
 
+	if who != nil {
+		logctx.SetAccount(r.Context(), who.Account) // for the access log
+	}
 	granted := g.pol.Grant(who, scopes)
 	now := g.o.Now()
 	bc := &token.BerthClaims{Kind: token.KindAccess}
@@ -143,7 +147,7 @@ func (g *Gate) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	access, err := g.o.Signer.Sign(claims)
 	if err != nil {
-		g.log.Error("signing a token failed", "err", err)
+		g.logger(r).Error("signing a token failed", "err", err)
 		tokenError(w, http.StatusInternalServerError, "UNKNOWN", "internal server error")
 		return
 	}
@@ -165,13 +169,13 @@ func (g *Gate) serveToken(w http.ResponseWriter, r *http.Request) {
 			Berth:    &token.BerthClaims{Kind: token.KindRefresh, Source: who.Source, Ref: who.Ref, Groups: who.Groups},
 		})
 		if err != nil {
-			g.log.Error("signing a refresh token failed", "err", err)
+			g.logger(r).Error("signing a refresh token failed", "err", err)
 			tokenError(w, http.StatusInternalServerError, "UNKNOWN", "internal server error")
 			return
 		}
 	}
 	resp.RefreshToken = refresh
-	g.log.Info("token issued", "account", account, "requested", auth.Scope(scopes), "granted", auth.Scope(granted),
+	g.logger(r).Info("token issued", "account", account, "requested", auth.Scope(scopes), "granted", auth.Scope(granted),
 		"refresh", resp.RefreshToken != "", "remote", g.clientIP(r))
 	body, _ := json.Marshal(resp)
 	h.Set("Content-Type", "application/json")
