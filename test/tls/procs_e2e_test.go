@@ -197,6 +197,9 @@ func requireDocker(t *testing.T) *dockerCLI {
 	return &dockerCLI{t: t, env: append(os.Environ(), "DOCKER_CONFIG="+t.TempDir())}
 }
 
+// with is d for subtest t (failures and cleanups go to t).
+func (d *dockerCLI) with(t *testing.T) *dockerCLI { return &dockerCLI{t: t, env: d.env} }
+
 func (d *dockerCLI) run(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

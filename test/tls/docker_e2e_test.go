@@ -1,0 +1,79 @@
+//go:build e2e
+
+package tlstest
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDockerOverTLS pushes and pulls with the Docker engine over TLS,
+// trusting berth's CA through /etc/docker/certs.d/HOST:PORT/ca.crt. berth
+// listens on a non-loopback address, where dockerd verifies certificates
+// (it trusts 127.0.0.0/8 blindly), and its port speaks only TLS; with
+// another CA in certs.d the push fails verification.
+func TestDockerOverTLS(t *testing.T) {
+	d := requireDocker(t)
+	ip := hostIPv4(t)
+	dir := t.TempDir()
+	c := newCA(t, "berth docker test CA")
+	cp, kp, _ := c.Issue(t, leaf{CN: ip, Names: []string{ip}})
+	addr := freeAddr(t, ip)
+	b := startBerth(t, dir, addr, berthConfig(dir, addr,
+		tlsLines(write(t, filepath.Join(dir, "tls", "cert.pem"), cp), write(t, filepath.Join(dir, "tls", "key.pem"), kp)), ""))
+	if !strings.Contains(b.Log(), `msg="berth listening" addr=`+addr+" tls=true") {
+		t.Fatalf("berth does not listen with TLS:\n%s", b.Log())
+	}
+
+	ref := addr + "/tls/hello:1"
+	id := d.importImage(ref, 3<<20, 1)
+
+	// Another CA in certs.d: docker must refuse berth's certificate.
+	certsD(t, addr, map[string][]byte{"ca.crt": newCA(t, "not berth's CA").PEM})
+	out, err := d.run("push", ref)
+	if err == nil || !strings.Contains(out, "x509") {
+		t.Fatalf("push with the wrong CA in certs.d: %v\n%s\nwant a certificate verification error", err, out)
+	}
+	t.Logf("push with the wrong CA failed as it should:\n%s", out)
+
+	certsD(t, addr, map[string][]byte{"ca.crt": c.PEM})
+	d.pushPull(ref, id)
+	if !strings.Contains(b.Log(), "method=PUT path=/v2/tls/hello/manifests/1 status=201") {
+		t.Errorf("berth did not log the manifest push:\n%s", tail(b.Log(), 30))
+	}
+}
+
+// TestDockerClientCertificate: with http.tls.clientcas, docker pushes with
+// the client certificate from certs.d (client.cert, client.key) and is
+// refused without one.
+func TestDockerClientCertificate(t *testing.T) {
+	d := requireDocker(t)
+	ip := hostIPv4(t)
+	dir := t.TempDir()
+	c := newCA(t, "berth docker test CA")
+	clients := newCA(t, "berth docker client CA")
+	cp, kp, _ := c.Issue(t, leaf{CN: ip, Names: []string{ip}})
+	addr := freeAddr(t, ip)
+	b := startBerth(t, dir, addr, berthConfig(dir, addr,
+		tlsLines(write(t, filepath.Join(dir, "tls", "cert.pem"), cp), write(t, filepath.Join(dir, "tls", "key.pem"), kp),
+			"clientcas: ["+write(t, filepath.Join(dir, "tls", "clients.pem"), clients.PEM)+"]"), ""))
+
+	ref := addr + "/mtls/hello:1"
+	id := d.importImage(ref, 1<<20, 2)
+
+	certsD(t, addr, map[string][]byte{"ca.crt": c.PEM})
+	out, err := d.run("push", ref)
+	if err == nil {
+		t.Fatalf("push without a client certificate succeeded:\n%s", out)
+	}
+	t.Logf("push without a client certificate failed as it should:\n%s", out)
+	waitFor(t, 10*time.Second, "berth to log the refused handshake", func() (bool, string) {
+		return strings.Contains(b.Log(), "client didn't provide a certificate"), ""
+	})
+
+	ccert, ckey, _ := clients.Issue(t, leaf{CN: "ci-pusher", Client: true})
+	certsD(t, addr, map[string][]byte{"ca.crt": c.PEM, "client.cert": ccert, "client.key": ckey})
+	d.pushPull(ref, id)
+}
