@@ -101,35 +101,71 @@ func (a *acmeSource) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificat
 	return a.m.GetCertificate(hello)
 }
 
+// helloFor is a ClientHelloInfo asking for the ECDSA certificate every
+// current client takes.
+func helloFor(host string) *tls.ClientHelloInfo {
+	return &tls.ClientHelloInfo{
+		ServerName:        host,
+		CipherSuites:      []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
+		SignatureSchemes:  []tls.SignatureScheme{tls.ECDSAWithP256AndSHA256},
+		SupportedCurves:   []tls.CurveID{tls.CurveP256},
+		SupportedVersions: []uint16{tls.VersionTLS13, tls.VersionTLS12},
+	}
+}
+
+// expiryCheckInterval is how often the certificates are checked for a
+// renewal that should have happened and did not.
+const expiryCheckInterval = time.Hour
+
 // prefetch obtains (or loads from the cache) a certificate for every
 // configured host now, in the background, rather than at the first
 // handshake; it also starts their renewal timers. Call it once the TLS
 // listener accepts connections, since the TLS-ALPN-01 challenge arrives
-// there.
+// there. Until ctx ends it then checks every hour that no certificate is
+// close to expiry: autocert retries failed renewals quietly, so that is
+// where a CA that can no longer reach berth shows up.
 func (a *acmeSource) prefetch(ctx context.Context) {
 	for _, h := range a.hosts {
 		go func() {
-			hello := &tls.ClientHelloInfo{
-				ServerName: h,
-				// Ask for the ECDSA certificate every current client takes.
-				CipherSuites:      []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
-				SignatureSchemes:  []tls.SignatureScheme{tls.ECDSAWithP256AndSHA256},
-				SupportedCurves:   []tls.CurveID{tls.CurveP256},
-				SupportedVersions: []uint16{tls.VersionTLS13, tls.VersionTLS12},
-			}
 			start := time.Now()
-			cert, err := a.m.GetCertificate(hello)
+			cert, err := a.m.GetCertificate(helloFor(h))
 			if ctx.Err() != nil {
 				return
 			}
 			if err != nil {
 				a.log.Error("ACME: no certificate yet; retrying at the next handshake for this name", "host", h, "err", err)
-				return
-			}
-			if leaf := cert.Leaf; leaf != nil {
+			} else if leaf := cert.Leaf; leaf != nil {
 				a.log.Info("ACME: certificate ready", append([]any{"host", h, "took", time.Since(start).Round(time.Millisecond)}, certAttrs(leaf, "")...)...)
 			}
+			tick := time.NewTicker(expiryCheckInterval)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				a.checkExpiry(h, time.Now())
+			}
 		}()
+	}
+}
+
+// checkExpiry warns when host's certificate is in the last sixth of its
+// lifetime: renewal starts at the last third, so it has been failing.
+func (a *acmeSource) checkExpiry(host string, now time.Time) {
+	cert, err := a.m.GetCertificate(helloFor(host))
+	if err != nil {
+		a.log.Error("ACME: no certificate", "host", host, "err", err)
+		return
+	}
+	leaf := cert.Leaf
+	if leaf == nil {
+		return
+	}
+	if left := leaf.NotAfter.Sub(now); left < leaf.NotAfter.Sub(leaf.NotBefore)/6 {
+		a.log.Warn("ACME: certificate expires soon and has not been renewed; check that the CA reaches this server on port 443 (TLS-ALPN-01) or 80 (HTTP-01, berth.tls.httpredirect.addr)",
+			append([]any{"host", host, "left", left.Round(time.Minute)}, certAttrs(leaf, "")...)...)
 	}
 }
 

@@ -565,3 +565,30 @@ berth:
 		t.Errorf("cache file: %v %v", fi, err)
 	}
 }
+
+// TestACMEExpiryWarning: a certificate in the last sixth of its lifetime
+// (its renewal has been failing) is reported.
+func TestACMEExpiryWarning(t *testing.T) {
+	dir := t.TempDir()
+	ca := newCA(t, "ACME CA")
+	certPEM, keyPEM, _ := ca.issue(t, leafOpts{cn: "registry.test", names: []string{"registry.test"},
+		notBefore: time.Now().Add(-50 * time.Hour), notAfter: time.Now().Add(10 * time.Hour)})
+	cache, err := OpenFileCache(filepath.Join(dir, "acme.json"), quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cache.Put(context.Background(), "registry.test", append(keyPEM, certPEM...)); err != nil {
+		t.Fatal(err)
+	}
+	logger, logs := bufLog()
+	a := &acmeSource{m: &autocert.Manager{Cache: cache, Prompt: autocert.AcceptTOS, HostPolicy: autocert.HostWhitelist("registry.test")},
+		hosts: []string{"registry.test"}, log: logger}
+	a.checkExpiry("registry.test", time.Now().Add(-2*time.Hour)) // 12h of 60h left: fine
+	if strings.Contains(logs.String(), "expires soon") {
+		t.Errorf("warned too early:\n%s", logs)
+	}
+	a.checkExpiry("registry.test", time.Now()) // 10h of 60h left
+	if !strings.Contains(logs.String(), "ACME: certificate expires soon and has not been renewed") {
+		t.Errorf("no warning:\n%s", logs)
+	}
+}
