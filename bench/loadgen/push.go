@@ -20,54 +20,75 @@ import (
 const acceptManifests = "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, " +
 	"application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json"
 
+// phases are the times one blob upload spent in each request: the body
+// goes with the PATCH ("patch" mode) or the PUT ("put" mode); the PUT of
+// "patch" mode is where the server verifies, syncs and publishes the blob.
+type phases struct {
+	start, patch, put time.Duration
+}
+
 // pushBlob uploads one blob the way docker and crane do: HEAD to see if it is
 // there, POST to open an upload, then either one streamed PATCH and an empty
 // PUT with the digest ("patch") or a PUT carrying the whole blob ("put").
 func pushBlob(c *conn, repo string, b body, d digest.Digest, mode string) error {
+	_, err := pushBlobTimed(c, repo, b, d, mode)
+	return err
+}
+
+func pushBlobTimed(c *conn, repo string, b body, d digest.Digest, mode string) (phases, error) {
+	var ph phases
+	t0 := time.Now()
 	resp, err := c.do(http.MethodHead, "/v2/"+repo+"/blobs/"+string(d), nil, nil, true)
 	if err != nil {
-		return err
+		return ph, err
 	}
 	if resp.Status == http.StatusOK {
-		return nil
+		return ph, nil
 	}
 	resp, err = c.do(http.MethodPost, "/v2/"+repo+"/blobs/uploads/", nil, nil, true)
+	ph.start = time.Since(t0)
 	if err != nil {
-		return err
+		return ph, err
 	}
 	if err := expect(resp, http.StatusAccepted); err != nil {
-		return fmt.Errorf("start upload: %w", err)
+		return ph, fmt.Errorf("start upload: %w", err)
 	}
 	loc, err := targetOf(resp.Header.Get("Location"))
 	if err != nil {
-		return err
+		return ph, err
 	}
 	octet := []string{"Content-Type: application/octet-stream"}
 	switch mode {
 	case "patch":
+		t1 := time.Now()
 		resp, err = c.do(http.MethodPatch, loc, octet, b, true)
+		ph.patch = time.Since(t1)
 		if err != nil {
-			return err
+			return ph, err
 		}
 		if err := expect(resp, http.StatusAccepted, http.StatusNoContent); err != nil {
-			return fmt.Errorf("upload chunk: %w", err)
+			return ph, fmt.Errorf("upload chunk: %w", err)
 		}
 		if loc, err = targetOf(resp.Header.Get("Location")); err != nil {
-			return err
+			return ph, err
 		}
+		t2 := time.Now()
 		resp, err = c.do(http.MethodPut, withQuery(loc, "digest", string(d)), nil, nil, true)
+		ph.put = time.Since(t2)
 	case "put":
+		t2 := time.Now()
 		resp, err = c.do(http.MethodPut, withQuery(loc, "digest", string(d)), octet, b, true)
+		ph.put = time.Since(t2)
 	default:
-		return fmt.Errorf("unknown upload mode %q (patch or put)", mode)
+		return ph, fmt.Errorf("unknown upload mode %q (patch or put)", mode)
 	}
 	if err != nil {
-		return err
+		return ph, err
 	}
 	if err := expect(resp, http.StatusCreated); err != nil {
-		return fmt.Errorf("finish upload: %w", err)
+		return ph, fmt.Errorf("finish upload: %w", err)
 	}
-	return nil
+	return ph, nil
 }
 
 func pushManifest(c *conn, repo, ref string, manifest []byte) error {
@@ -128,19 +149,22 @@ func cmdPushLarge(args []string) error {
 			return err
 		}
 	}
-	var rates []float64
+	var rates, patchS, putS []float64
 	for r := range *repeat {
 		ls, ds := all[r**layers:(r+1)**layers], digests[r**layers:(r+1)**layers]
 		start := time.Now()
 		var wg sync.WaitGroup
 		errs := make([]error, *parallel)
+		phs := make([]phases, len(ls))
 		next := make(chan int)
 		for w := range *parallel {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				for i := range next {
-					if err := pushBlob(conns[w], *repo, ls[i], ds[i], *mode); err != nil && errs[w] == nil {
+					ph, err := pushBlobTimed(conns[w], *repo, ls[i], ds[i], *mode)
+					phs[i] = ph
+					if err != nil && errs[w] == nil {
 						errs[w] = fmt.Errorf("layer %d: %w", i, err)
 					}
 				}
@@ -171,6 +195,10 @@ func cmdPushLarge(args []string) error {
 		}
 		elapsed := time.Since(start)
 		rates = append(rates, float64(size)*float64(*layers)/mib/elapsed.Seconds())
+		for _, ph := range phs {
+			patchS = append(patchS, ph.patch.Seconds())
+			putS = append(putS, ph.put.Seconds())
+		}
 	}
 	v := map[string]any{
 		"mibps":       round3(median(rates)),
@@ -180,8 +208,12 @@ func cmdPushLarge(args []string) error {
 		"parallel":    *parallel,
 		"mode":        *mode,
 		"ref":         fmt.Sprintf("%s:%s0", *repo, *tagPrefix),
+		// Per layer, median: the body's request and the finishing PUT.
+		"layer_patch_s": round3(median(patchS)),
+		"layer_put_s":   round3(median(putS)),
 	}
-	human := fmt.Sprintf("%.0f MiB/s (median of %d; %d x %s, %d at once, %s)", median(rates), len(rates), *layers, *sizeStr, *parallel, *mode)
+	human := fmt.Sprintf("%.0f MiB/s (median of %d; %d x %s, %d at once, %s; per layer: PATCH %.3f s, PUT %.3f s)",
+		median(rates), len(rates), *layers, *sizeStr, *parallel, *mode, median(patchS), median(putS))
 	if rss != nil {
 		maxRSS, samples := rss.stop()
 		v["max_rss_mib"] = round3(float64(maxRSS) / mib)
