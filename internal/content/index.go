@@ -23,8 +23,10 @@ type Index interface {
 	// all).
 	Tags(ctx context.Context, repo, last string, n int) ([]Tag, error)
 
-	// Repositories lists repositories holding at least one manifest, sorted,
-	// starting after last, at most n (n < 0: all).
+	// Repositories lists repositories, sorted, starting after last, at most
+	// n (n < 0: all). A repository is known once a manifest was pushed to it
+	// and stays known, with no tags, after its manifests are deleted, as its
+	// directory stays in storage.
 	Repositories(ctx context.Context, last string, n int) ([]string, error)
 	HasRepository(ctx context.Context, repo string) (bool, error)
 
@@ -56,4 +58,27 @@ type RepositorySnapshot struct {
 	Name      string
 	Manifests []ManifestRecord
 	Tags      []Tag
+}
+
+// TagLocker is implemented by an Index that several berth processes share
+// (PostgreSQL). In-process locks cannot keep two processes from interleaving
+// the storage write of a tag change with the index write that mirrors it, so
+// the registry also holds LockTag around both.
+//
+// A process can die between the two writes, or the index write can fail,
+// leaving storage and index disagreeing about the tag. The index notes each
+// change from LockTag until unlock(true); unlock(false) (the change failed)
+// releases the lock but keeps the note. LockTag reports unfinished when it
+// finds a note left that way or by a holder that died, and the registry then
+// re-reads the tag from storage before changing it. UnfinishedTags lists the
+// notes, for a sweep at start-up (Registry.RepairTags).
+type TagLocker interface {
+	LockTag(ctx context.Context, repo, tag string) (unlock func(finished bool), unfinished bool, err error)
+	UnfinishedTags(ctx context.Context) ([]RepoTag, error)
+}
+
+// RepoTag names a tag of a repository.
+type RepoTag struct {
+	Repo string
+	Tag  string
 }

@@ -269,9 +269,12 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 	return Manifest{Digest: d, MediaType: p.mediaType, Size: int64(len(body)), Subject: p.subject}, nil
 }
 
-func (r *Registry) setTag(ctx context.Context, repo, tag string, d digest.Digest) error {
-	unlock := r.tagLocks.lock(repo + ":" + tag)
-	defer unlock()
+func (r *Registry) setTag(ctx context.Context, repo, tag string, d digest.Digest) (err error) {
+	done, err := r.lockTag(ctx, repo, tag)
+	if err != nil {
+		return err
+	}
+	defer func() { done(err) }()
 	// The index link first: distribution reads current/link, so a tag only
 	// moves once its history entry exists.
 	if err := r.writeLink(ctx, tagIndexLinkPath(repo, tag, d), d); err != nil {
@@ -283,11 +286,26 @@ func (r *Registry) setTag(ctx context.Context, repo, tag string, d digest.Digest
 	return r.index.PutTag(ctx, repo, tag, d)
 }
 
+func (r *Registry) deleteTag(ctx context.Context, repo, tag string) (err error) {
+	done, err := r.lockTag(ctx, repo, tag)
+	if err != nil {
+		return err
+	}
+	defer func() { done(err) }()
+	if err := r.driver.Delete(ctx, tagDir(repo, tag)); err != nil && !isNotFound(err) {
+		return fmt.Errorf("delete tag %s:%s: %w", repo, tag, err)
+	}
+	return r.index.DeleteTag(ctx, repo, tag)
+}
+
 // untagIfAt removes a tag that still points at d. Under the tag's lock, so a
 // concurrent push that moves the tag elsewhere is never undone.
-func (r *Registry) untagIfAt(ctx context.Context, repo, tag string, d digest.Digest) error {
-	unlock := r.tagLocks.lock(repo + ":" + tag)
-	defer unlock()
+func (r *Registry) untagIfAt(ctx context.Context, repo, tag string, d digest.Digest) (err error) {
+	done, err := r.lockTag(ctx, repo, tag)
+	if err != nil {
+		return err
+	}
+	defer func() { done(err) }()
 	cur, ok, err := r.index.Tag(ctx, repo, tag)
 	if err != nil || !ok || cur != d {
 		return err
@@ -386,11 +404,18 @@ func (r *Registry) resolveFromStorage(ctx context.Context, repo, ref string) (Ma
 	if !ok {
 		return ManifestRecord{}, unknown
 	}
+	if r.opts.ReadOnly {
+		// A read-only instance never writes, not even to the index: with
+		// a shared index, the writable instances own it.
+		return rec, nil
+	}
 	if err := r.index.PutManifest(ctx, repo, rec); err != nil {
 		return ManifestRecord{}, err
 	}
 	if tag != "" {
-		if err := r.index.PutTag(ctx, repo, tag, d); err != nil {
+		// Under the tag's lock, and only if the tag still points where it
+		// did: a concurrent delete or move must not be undone.
+		if err := r.learnTag(ctx, repo, tag, d); err != nil {
 			return ManifestRecord{}, err
 		}
 	}
@@ -439,12 +464,7 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, ref string) error {
 		return err
 	}
 	if !IsDigestReference(ref) {
-		unlock := r.tagLocks.lock(repo + ":" + ref)
-		defer unlock()
-		if err := r.driver.Delete(ctx, tagDir(repo, ref)); err != nil && !isNotFound(err) {
-			return fmt.Errorf("delete tag %s:%s: %w", repo, ref, err)
-		}
-		return r.index.DeleteTag(ctx, repo, ref)
+		return r.deleteTag(ctx, repo, ref)
 	}
 	tags, err := r.index.Tags(ctx, repo, "", -1)
 	if err != nil {
