@@ -15,9 +15,10 @@ import (
 
 func newConfigCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "config",
-		Short: "Inspect berth's configuration",
-		Args:  cobra.NoArgs,
+		Use:     "config",
+		Short:   "Inspect berth's configuration",
+		Example: `  berth config check /etc/docker/registry/config.yml`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return cmd.Help()
 		},

@@ -115,6 +115,9 @@ func newUserCmd() *cobra.Command {
 		Short: "Add, change or remove users in an htpasswd file",
 		Long: `Manage the users of an htpasswd file (auth.htpasswd.path) with bcrypt
 hashes. Each change rewrites the file atomically and keeps every other line.`,
+		Example: `  berth user add --file /etc/docker/registry/htpasswd alice
+  berth user list --file /etc/docker/registry/htpasswd
+  berth user del --file /etc/docker/registry/htpasswd alice`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
@@ -260,15 +263,11 @@ func promptPassword(in io.Reader, out io.Writer, user string) (string, error) {
 	if !ok || !isTerminal(f) {
 		return "", errors.New("no password: give it as an argument, pipe it with --password-stdin, or run in a terminal to be asked")
 	}
-	fmt.Fprintf(out, "Password for %s: ", user)
-	p1, err := readNoEcho(f)
-	fmt.Fprintln(out)
+	p1, err := readNoEcho(f, out, "Password for "+user+": ")
 	if err != nil {
 		return "", err
 	}
-	fmt.Fprint(out, "Retype password: ")
-	p2, err := readNoEcho(f)
-	fmt.Fprintln(out)
+	p2, err := readNoEcho(f, out, "Retype password: ")
 	if err != nil {
 		return "", err
 	}

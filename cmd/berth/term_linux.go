@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -15,8 +16,10 @@ func isTerminal(f *os.File) bool {
 	return err == nil
 }
 
-// readNoEcho reads one line from the terminal f with echo turned off.
-func readNoEcho(f *os.File) (string, error) {
+// readNoEcho turns echo off on the terminal f, then shows prompt on out
+// (in this order, so nothing typed after the prompt is echoed) and reads
+// one line.
+func readNoEcho(f *os.File, out io.Writer, prompt string) (string, error) {
 	fd := int(f.Fd())
 	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	if err != nil {
@@ -31,6 +34,7 @@ func readNoEcho(f *os.File) (string, error) {
 	defer unix.IoctlSetTermios(fd, unix.TCSETS, old)
 	// Ctrl-C must not leave the terminal without echo.
 	sigs := make(chan os.Signal, 1)
+	defer close(sigs) // after Stop (defers run last first): ends the goroutine
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	go func() {
@@ -40,6 +44,8 @@ func readNoEcho(f *os.File) (string, error) {
 			os.Exit(130)
 		}
 	}()
+	io.WriteString(out, prompt)
+	defer io.WriteString(out, "\n")
 	line, err := bufio.NewReader(f).ReadString('\n')
 	if err != nil && line == "" {
 		return "", err

@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -158,4 +161,66 @@ func TestHelp(t *testing.T) {
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "berth ") {
 		t.Errorf("berth version: %d %q", r.code, r.stdout)
 	}
+}
+
+// On a terminal the password is asked for twice and not echoed. script(1)
+// gives berth a pseudo-terminal; the test types each line only after the
+// prompt is shown, as a person would.
+func TestHtpasswdPromptsWithoutEcho(t *testing.T) {
+	scriptBin, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("script(1) not installed (util-linux)")
+	}
+	cmd := exec.Command(scriptBin, "-qec", berthBin+" htpasswd alice", "/dev/null")
+	cmd.Env = cleanEnv()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	out := &lockedBuffer{}
+	copied := make(chan struct{})
+	go func() { io.Copy(out, stdout); close(copied) }()
+	waitFor := func(s string) {
+		t.Helper()
+		timeout := time.After(30 * time.Second)
+		for {
+			text, changed := out.snapshot()
+			if strings.Contains(text, s) {
+				return
+			}
+			select {
+			case <-changed:
+			case <-copied:
+				t.Fatalf("berth ended before printing %q: %q", s, out.String())
+			case <-timeout:
+				t.Fatalf("no %q within 30s: %q", s, text)
+			}
+		}
+	}
+	const password = "typed-Secret-9"
+	waitFor("Password for alice: ")
+	io.WriteString(stdin, password+"\n")
+	waitFor("Retype password: ")
+	io.WriteString(stdin, password+"\n")
+	<-copied
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("berth htpasswd on a terminal: %v: %q", err, out.String())
+	}
+	text := out.String()
+	if strings.Contains(text, password) {
+		t.Errorf("the password was echoed: %q", text)
+	}
+	i := strings.Index(text, "alice:$2")
+	if i < 0 {
+		t.Fatalf("no entry printed: %q", text)
+	}
+	checkEntry(t, strings.Fields(text[i:])[0], "alice", password)
 }

@@ -81,13 +81,16 @@ func waitRefused(t *testing.T, p *proc, addr string) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			if !errors.Is(err, syscall.ECONNREFUSED) {
-				t.Fatalf("dial during drain: %v, want connection refused", err)
-			}
+		switch {
+		case errors.Is(err, syscall.ECONNREFUSED):
 			return
+		case errors.Is(err, syscall.ECONNRESET):
+			// Queued in the backlog as the listener closed: try again.
+		case err != nil:
+			t.Fatalf("dial during drain: %v, want connection refused", err)
+		default:
+			c.Close()
 		}
-		c.Close()
 		if time.Now().After(deadline) {
 			t.Fatal("berth still accepts connections 10s after it began shutting down")
 		}
