@@ -24,6 +24,7 @@ import (
 	"github.com/berth-registry/berth/internal/auth/policy"
 	"github.com/berth-registry/berth/internal/auth/ratelimit"
 	"github.com/berth-registry/berth/internal/auth/token"
+	"github.com/berth-registry/berth/internal/forwarded"
 	"github.com/berth-registry/berth/internal/logctx"
 )
 
@@ -395,7 +396,7 @@ func (g *Gate) realm(r *http.Request) string {
 	case g.o.Mode == External && !g.o.AutoRedirect:
 		return g.o.Realm
 	case g.o.Mode == External:
-		return baseURL(r, "") + g.o.AutoRedirectPath
+		return forwarded.ExternalURL(r, "") + g.o.AutoRedirectPath
 	case g.o.Realm != "":
 		return g.o.Realm
 	}
@@ -403,51 +404,7 @@ func (g *Gate) realm(r *http.Request) string {
 	if prefix == "/" {
 		prefix = ""
 	}
-	return baseURL(r, g.o.Host) + prefix + g.o.TokenPath
-}
-
-// baseURL is scheme://host as the client sees it: http.host if
-// configured, else X-Forwarded-Proto/-Host (a proxy in front), else the
-// request itself.
-func baseURL(r *http.Request, host string) string {
-	if host != "" {
-		return strings.TrimRight(host, "/")
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if p := firstValue(r.Header.Get("X-Forwarded-Proto")); p == "http" || p == "https" {
-		scheme = p
-	}
-	h := r.Host
-	if fh := firstValue(r.Header.Get("X-Forwarded-Host")); fh != "" && validHost(fh) {
-		h = fh
-	}
-	if !validHost(h) {
-		h = "localhost"
-	}
-	return scheme + "://" + h
-}
-
-func firstValue(s string) string {
-	s, _, _ = strings.Cut(s, ",")
-	return strings.ToLower(strings.TrimSpace(s))
-}
-
-func validHost(h string) bool {
-	if h == "" || len(h) > 255 {
-		return false
-	}
-	for _, c := range h {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.ContainsRune(".-:[]_", c):
-		default:
-			return false
-		}
-	}
-	return true
+	return forwarded.ExternalURL(r, g.o.Host) + prefix + g.o.TokenPath
 }
 
 // clientIP is the address failures are counted against: the peer, or,

@@ -519,6 +519,8 @@ func TestRealm(t *testing.T) {
 		{"bad forwarded host", nil, map[string]string{"X-Forwarded-Host": `evil"host`}, "http://registry.test:5000/auth/token"},
 		{"http.host", func(o *Options) { o.Host = "https://reg.example.com/" }, map[string]string{"X-Forwarded-Host": "x"}, "https://reg.example.com/auth/token"},
 		{"prefix", func(o *Options) { o.Prefix = "/registry/" }, nil, "http://registry.test:5000/registry/auth/token"},
+		{"rfc 7239", nil, map[string]string{"Forwarded": `for=192.0.2.1;proto=https;host="reg.example.net"`}, "https://reg.example.net/auth/token"},
+		{"forwarded port", nil, map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "reg.example.net", "X-Forwarded-Port": "8443"}, "https://reg.example.net:8443/auth/token"},
 		{"fixed", func(o *Options) { o.Realm = "https://auth.example.com/token" }, nil, "https://auth.example.com/token"},
 	}
 	for _, tc := range tests {
