@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -45,7 +46,7 @@ func Binary(t testing.TB) string {
 		}
 	}
 	msg := "slapd not found: install it with `apt-get install -y slapd ldap-utils` (preseed slapd/password1, slapd/password2, slapd/domain)"
-	if os.Getenv("CI") != "" {
+	if ci := strings.ToLower(os.Getenv("CI")); ci != "" && ci != "0" && ci != "false" {
 		t.Fatal(msg + " (CI is set, so this is a failure, not a skip)")
 	}
 	t.Skip(msg)
