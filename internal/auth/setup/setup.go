@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/berth-registry/berth/internal/auth"
 	"github.com/berth-registry/berth/internal/auth/gate"
@@ -33,6 +34,8 @@ import (
 const (
 	DefaultService = "berth"
 	DefaultIssuer  = "berth"
+	// ExternalLeeway is the clock skew allowed with an external issuer.
+	ExternalLeeway = 10 * time.Second
 )
 
 // Result is the access control of a configuration.
@@ -309,6 +312,8 @@ func external(cfg *config.Config, log *slog.Logger) (*Result, error) {
 		RootCertBundle: t.RootCertBundle,
 		JWKS:           t.JWKS,
 		Algorithms:     t.SigningAlgorithms,
+		// The issuer's clock may differ a little from ours.
+		Leeway: ExternalLeeway,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("auth.token: %w", err)
