@@ -114,6 +114,9 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	if cfg.Storage.Filesystem != nil {
 		opts.RootDirectory = cfg.Storage.Filesystem.RootDirectory
 	}
+	if pg := cfg.Berth.Index.Postgres; pg != nil {
+		opts.IndexDSN, opts.IndexMaxConns = pg.DSN, pg.MaxConns
+	}
 	if tlsSetup != nil {
 		opts.TLS = tlsSetup.Config
 		opts.RedirectAddr, opts.RedirectHandler = tlsSetup.RedirectAddr, tlsSetup.RedirectHandler

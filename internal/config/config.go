@@ -633,6 +633,20 @@ type BerthIndex struct {
 	// Path of the embedded metadata index database. Empty means the default
 	// chosen by IndexPath.
 	Path string `yaml:"path,omitempty"`
+	// Postgres keeps the index in PostgreSQL instead, shared by every
+	// berth instance serving the same storage.
+	Postgres *BerthPostgres `yaml:"postgres,omitempty"`
+}
+
+// BerthPostgres is berth.index.postgres.
+type BerthPostgres struct {
+	// DSN is the connection string: a URL
+	// (postgres://user:pass@host:5432/db?sslmode=verify-full) or key=value
+	// pairs. PG* environment variables fill in what it leaves out.
+	DSN string `yaml:"dsn"`
+	// MaxConns bounds the connections of the query pool (default 10); tag
+	// locks use a second pool of the same size.
+	MaxConns int `yaml:"maxconns,omitempty"`
 }
 
 // BerthTLS is berth.tls: TLS settings registry:2 does not have. The

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -75,6 +76,10 @@ func redactNode(n *yaml.Node) {
 				redactAll(v)
 				continue
 			}
+			if strings.EqualFold(k.Value, "dsn") && v.Kind == yaml.ScalarNode {
+				v.Value = redactDSN(v.Value)
+				continue
+			}
 			redactNode(v)
 		}
 	case yaml.ScalarNode:
@@ -117,3 +122,20 @@ func redactURL(s string) string {
 	u.User = url.UserPassword(u.User.Username(), "REDACTED")
 	return strings.Replace(u.String(), "REDACTED", Redaction, 1)
 }
+
+// dsnPassword matches the password of a key=value connection string
+// (PostgreSQL's "host=db user=berth password='s e c'"), quoted or not.
+var dsnPassword = regexp.MustCompile(`(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s']\S*)`)
+
+// redactDSN hides the password of a database connection string, in URL or
+// key=value form.
+func redactDSN(s string) string {
+	if strings.Contains(s, "://") {
+		return urlPasswordParam.ReplaceAllString(redactURL(s), "${1}"+Redaction)
+	}
+	return dsnPassword.ReplaceAllString(s, "${1}"+Redaction)
+}
+
+// urlPasswordParam matches a password passed as a URL query parameter
+// (postgres://db/berth?password=...).
+var urlPasswordParam = regexp.MustCompile(`(?i)([?&]password=)[^&]*`)

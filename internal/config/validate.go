@@ -130,6 +130,17 @@ func (l *loader) validate(c *Config) {
 	if c.Berth.Manifests.MaxSize <= 0 {
 		l.bad("berth.manifests.maxsize", "must be a positive number of bytes (got %d)", c.Berth.Manifests.MaxSize)
 	}
+	if pg := c.Berth.Index.Postgres; pg != nil {
+		if strings.TrimSpace(pg.DSN) == "" {
+			l.bad("berth.index.postgres.dsn", "must not be empty")
+		}
+		if pg.MaxConns < 0 {
+			l.bad("berth.index.postgres.maxconns", "must not be negative (got %d)", pg.MaxConns)
+		}
+		if c.Berth.Index.Path != "" {
+			l.bad("berth.index.path", "the embedded index is not used with berth.index.postgres; set one of them")
+		}
+	}
 }
 
 func (l *loader) validateStorage(c *Config) {

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -20,7 +19,6 @@ import (
 	"github.com/berth-registry/berth/internal/api"
 	"github.com/berth-registry/berth/internal/auth"
 	"github.com/berth-registry/berth/internal/content"
-	"github.com/berth-registry/berth/internal/index"
 	"github.com/berth-registry/berth/internal/storage"
 	"github.com/berth-registry/berth/internal/storage/filesystem"
 )
@@ -38,6 +36,13 @@ type Options struct {
 	// RootDirectory/berth/index.db, or a temporary file when there is no
 	// root directory (in-memory storage).
 	IndexPath string
+	// IndexDSN, if set, keeps the index in PostgreSQL instead
+	// (berth.index.postgres.dsn): one index shared by every instance
+	// serving the same storage. IndexPath is then unused.
+	IndexDSN string
+	// IndexMaxConns bounds the PostgreSQL index's connection pools; 0 is
+	// the default.
+	IndexMaxConns int
 	// Prefix is the path the API is served under ("/registry" serves
 	// "/registry/v2/"), for registries behind a proxy path (http.prefix).
 	Prefix string
@@ -79,7 +84,7 @@ type Options struct {
 type Server struct {
 	opts    Options
 	log     *slog.Logger
-	index   *index.Bolt
+	index   closableIndex
 	handler http.Handler
 	tempDir string // removed on Close
 }
@@ -99,21 +104,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		}
 		driver = fs
 	}
-	idxPath := opts.IndexPath
-	var tempDir string
-	switch {
-	case idxPath != "":
-	case opts.RootDirectory != "":
-		idxPath = filepath.Join(opts.RootDirectory, "berth", "index.db")
-	default:
-		// Nothing persists (in-memory storage), so neither does the index.
-		dir, err := os.MkdirTemp("", "berth-index-")
-		if err != nil {
-			return nil, fmt.Errorf("index: %w", err)
-		}
-		tempDir, idxPath = dir, filepath.Join(dir, "index.db")
-	}
-	idx, err := index.Open(idxPath)
+	idx, tempDir, err := openIndex(ctx, opts, opts.ReadOnly, log)
 	if err != nil {
 		return nil, err
 	}
@@ -123,15 +114,12 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		ReadOnly:        opts.ReadOnly,
 		Logger:          log,
 	})
-	if idx.Stale() {
-		start := time.Now()
-		log.Info("building index from storage", "index", idxPath)
-		n, err := reg.Rebuild(ctx)
-		if err != nil {
-			idx.Close()
-			return nil, err
+	if err := prepareIndex(ctx, idx, reg, opts, log); err != nil {
+		idx.Close()
+		if tempDir != "" {
+			os.RemoveAll(tempDir)
 		}
-		log.Info("index built", "repositories", n, "duration", time.Since(start).Round(time.Millisecond))
+		return nil, err
 	}
 	prefix := "/" + strings.Trim(opts.Prefix, "/")
 	if prefix == "/" {
