@@ -2,6 +2,7 @@ package gate
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -641,5 +642,23 @@ func TestExternalAutoRedirect(t *testing.T) {
 	}
 	if _, err := New(Options{Mode: External, Service: "svc", Verifier: ver}); err == nil {
 		t.Error("external mode without realm or autoredirect accepted")
+	}
+}
+
+// Slowed-down answers wait on the request: a client that gives up is not
+// kept waiting for (the delay is bounded by its context).
+func TestDelayFollowsTheRequest(t *testing.T) {
+	f := newFixture(t, Basic, nil, func(o *Options) {
+		o.Limiter = ratelimit.New(ratelimit.Options{SlowAfter: 1, Delay: time.Hour, MaxDelay: time.Hour, MaxFailures: 100, AccountMaxFailures: 100})
+	})
+	if s, _ := f.authorize(req{user: "alice", pass: "wrong"}, pull); s != 401 {
+		t.Fatalf("first failure: %d", s)
+	}
+	r := f.request("GET", "/v2/", req{user: "alice", pass: "alicepw"})
+	ctx, cancel := context.WithCancel(r.Context())
+	cancel()
+	_, err := f.gate.Authorize(r.WithContext(ctx), []auth.Access{pull})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("delayed login of a gone client: %v", err)
 	}
 }
