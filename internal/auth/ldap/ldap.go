@@ -341,6 +341,17 @@ func (s *Source) Lookup(ctx context.Context, p auth.Principal) (*auth.Principal,
 	if err := s.serviceBind(c); err != nil {
 		return nil, fmt.Errorf("ldap: %w", err)
 	}
+	if s.o.UserDN != "" {
+		// A DN from the template: make sure the entry still exists.
+		_, err := c.Search(goldap.NewSearchRequest(dn, goldap.ScopeBaseObject, goldap.NeverDerefAliases,
+			1, int(s.o.Timeout/time.Second), false, "(objectClass=*)", []string{"dn"}, nil))
+		if goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject) {
+			return nil, auth.ErrRevoked
+		}
+		if err != nil {
+			return nil, fmt.Errorf("ldap: user lookup: %w", err)
+		}
+	}
 	groups, err := s.groups(c, dn, p.Account)
 	if err != nil {
 		return nil, err

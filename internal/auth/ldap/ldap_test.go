@@ -172,3 +172,26 @@ func err2str(_ *auth.Principal, err error) string {
 	}
 	return err.Error()
 }
+
+// With a DN template and a service account, Lookup notices a deleted entry.
+func TestSlapdTemplateLookup(t *testing.T) {
+	srv := slapdtest.Start(t)
+	srv.AddUser(t, "dave", "dave-pw")
+	s, err := New(Options{URL: srv.URL, UserDN: "uid={username}," + slapdtest.PeopleDN, BindDN: slapdtest.AdminDN,
+		BindPassword: slapdtest.AdminPassword, GroupBase: slapdtest.GroupsDN, CacheTTL: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	p, err := s.Authenticate(ctx, "dave", "dave-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Lookup(ctx, *p); err != nil {
+		t.Fatalf("lookup: %v", err)
+	}
+	srv.Delete(t, slapdtest.UserDN("dave"))
+	if _, err := s.Lookup(ctx, *p); !errors.Is(err, auth.ErrRevoked) {
+		t.Fatalf("lookup of a deleted entry: %v", err)
+	}
+}
