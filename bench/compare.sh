@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/compare.sh [--quick] [--out DIR] [--keep] [--only berth|distribution]
+# bench/compare.sh [--quick] [--rounds N] [--out DIR] [--keep] [--only berth|distribution]
 #
 # Runs berth and distribution 2.8.2 (Debian's docker-registry) one after the
 # other on the same machine and the same data, and prints every figure for
@@ -18,6 +18,9 @@
 #      tree (and berth's index) in place, median of 5.
 # Then: the table, bench/results/latest.{json,md} and ratios.svg.
 #
+# --rounds N runs the whole sequence N times, alternating berth and
+# distribution, and reports the median of each figure: on a shared machine
+# the load changes over minutes, and alternation spreads it over both.
 # --quick shrinks everything to a smoke run (CI): results go to the work
 # directory unless --out is given, crane and wrk are used only if present.
 # The machine is whatever runs this: numbers from a shared or busy machine
@@ -30,13 +33,14 @@ export PATH="/usr/local/go/bin:$PATH"
 PATH="$PATH:$(go env GOPATH)/bin"
 export PATH
 
-QUICK=0 KEEP=0 OUT="" ONLY=""
+QUICK=0 KEEP=0 OUT="" ONLY="" ROUNDS=1
 while (($#)); do
 	case "$1" in
 	--quick) QUICK=1 ;;
 	--keep) KEEP=1 ;;
 	--out) OUT="$2"; shift ;;
 	--only) ONLY="$2"; shift ;;
+	--rounds) ROUNDS="$2"; shift ;;
 	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
 	esac
@@ -192,6 +196,7 @@ fi
 run_registry() {
 	NAME=$1
 	local root="$WORK/$NAME-push"
+	lg record -label loadavg load1="$(cut -d' ' -f1 /proc/loadavg)" round="$ROUND"
 
 	log "$NAME: pushes and pulls (fresh root)"
 	start_server "$NAME" "$root" start-empty
@@ -223,6 +228,7 @@ run_registry() {
 	stop_server
 
 	log "$NAME: seeded tree"
+	rm -rf "$SEEDED/berth" # berth's index: every round measures building it
 	start_server "$NAME" "$SEEDED" first-start
 	lg catalog -url "$URL" -n "$LIST_N" -count "$LIST_COUNT" -page "$PAGE" -expect "$EXPECT_CATALOG"
 	lg tags -url "$URL" -repo seed/tags -n 0 -count "$LIST_COUNT" -page "$PAGE" -expect "$SEED_TAGS"
@@ -235,8 +241,13 @@ run_registry() {
 	rm -rf "$root" # free the disk before the next registry
 }
 
-for name in berth distribution; do
-	[[ -z $ONLY || $ONLY == "$name" ]] && run_registry "$name"
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+	for name in berth distribution; do
+		if [[ -z $ONLY || $ONLY == "$name" ]]; then
+			log "round $ROUND of $ROUNDS: $name"
+			run_registry "$name"
+		fi
+	done
 done
 
 # --- report -----------------------------------------------------------------
@@ -253,7 +264,7 @@ git -C "$REPO_ROOT" diff --quiet HEAD -- cmd internal 2>/dev/null || commit="$co
 log "results ($MODE run; load average before: $LOAD_BEFORE, after: $LOAD_AFTER)"
 "$LG" report -in "$RESULTS" -json "$OUT/latest.json" -svg "$OUT/ratios.svg" -md "$OUT/latest.md" \
 	-meta "date=$(date -u +%Y-%m-%dT%H:%MZ)" \
-	-meta "mode=$MODE" \
+	-meta "mode=$MODE, $ROUNDS round(s)" \
 	-meta "machine=$(nproc) × $cpu, $(free -g | awk '/^Mem:/ {print $2}') GiB, Linux $(uname -r)" \
 	-meta "go=$(go env GOVERSION)" \
 	-meta "distribution=$(docker-registry --version 2>/dev/null | head -1)" \

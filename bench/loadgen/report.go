@@ -81,6 +81,8 @@ type row struct {
 	Advantage *float64 `json:"advantage,omitempty"`
 	Target    *float64 `json:"target,omitempty"`
 	TargetMet *bool    `json:"target_met,omitempty"`
+	// Runs is how many measurements each value is the median of.
+	Runs int `json:"runs"`
 }
 
 type metaFlags map[string]string
@@ -173,28 +175,35 @@ func readResults(path string) ([]Result, error) {
 	return out, s.Err()
 }
 
-// value finds a figure's value for one registry: the last result with a
-// matching label; with several labels, the largest of them. It also returns
-// that result's values, for the title.
-func value(results []Result, registry string, f figure) (*float64, map[string]any) {
+// value finds a figure's value for one registry: the median over all
+// results with a matching label (compare.sh --rounds repeats every
+// measurement); with several labels, the largest of those medians. It also
+// returns the last matching result's values, for the title, and how many
+// results the median is of.
+func value(results []Result, registry string, f figure) (*float64, map[string]any, int) {
 	var best *float64
 	var values map[string]any
+	n := 0
 	for _, label := range f.Labels {
-		var found *float64
+		var xs []float64
 		var vs map[string]any
 		for _, r := range results {
 			if r.Registry != registry || r.Label != label {
 				continue
 			}
 			if x, ok := r.Values[f.Field].(float64); ok {
-				found, vs = &x, r.Values
+				xs, vs = append(xs, x), r.Values
 			}
 		}
-		if found != nil && (best == nil || *found > *best) {
-			best, values = found, vs
+		if len(xs) == 0 {
+			continue
+		}
+		m := median(xs)
+		if best == nil || m > *best {
+			best, values, n = &m, vs, len(xs)
 		}
 	}
-	return best, values
+	return best, values, n
 }
 
 // title fills {key} placeholders from a result's values; byte counts are
@@ -232,15 +241,16 @@ func bytesString(b float64) string {
 func buildRows(results []Result) []row {
 	var rows []row
 	for _, f := range figures {
-		b, bv := value(results, "berth", f)
-		d, dv := value(results, "distribution", f)
+		b, bv, bn := value(results, "berth", f)
+		d, dv, dn := value(results, "distribution", f)
 		if b == nil && d == nil {
 			continue
 		}
 		if bv == nil {
 			bv = dv
 		}
-		r := row{Key: f.Key, Title: title(f.Title, bv), Unit: f.Unit, HigherBetter: f.Higher, Berth: b, Distribution: d}
+		r := row{Key: f.Key, Title: title(f.Title, bv), Unit: f.Unit, HigherBetter: f.Higher, Berth: b, Distribution: d,
+			Runs: max(bn, dn)}
 		if r.Berth != nil && r.Distribution != nil && *r.Distribution > 0 && *r.Berth > 0 {
 			ratio := *r.Berth / *r.Distribution
 			adv := ratio
