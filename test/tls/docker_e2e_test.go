@@ -3,26 +3,33 @@
 package tlstest
 
 import (
+	"crypto/tls"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
+// dockerBerthPort is berth's port inside the test's network namespace
+// (its own, so any port is free).
+const dockerBerthPort = 5443
+
 // TestDockerOverTLS pushes and pulls with the Docker engine over TLS,
 // trusting berth's CA through /etc/docker/certs.d/HOST:PORT/ca.crt. berth
-// listens on a non-loopback address, where dockerd verifies certificates
-// (it trusts 127.0.0.0/8 blindly), and its port speaks only TLS; with
-// another CA in certs.d the push fails verification.
+// runs in the test's own network namespace and dockerd reaches it over a
+// veth at 10.231.X.2, where dockerd verifies certificates (it trusts
+// 127.0.0.0/8 blindly); its port speaks only TLS, and with another CA in
+// certs.d the push fails verification.
 func TestDockerOverTLS(t *testing.T) {
 	d := requireDocker(t)
-	ip := hostIPv4(t)
+	ns := newNetns(t)
 	dir := t.TempDir()
 	c := newCA(t, "berth docker test CA")
-	cp, kp, _ := c.Issue(t, leaf{CN: ip, Names: []string{ip}})
-	addr := freeAddr(t, ip)
-	b := startBerth(t, dir, addr, berthConfig(dir, addr,
-		tlsLines(write(t, filepath.Join(dir, "tls", "cert.pem"), cp), write(t, filepath.Join(dir, "tls", "key.pem"), kp)), ""))
+	cp, kp, _ := c.Issue(t, leaf{CN: ns.IP, Names: []string{ns.IP}})
+	addr := ns.Addr(dockerBerthPort)
+	b := startBerthWith(t, dir, addr, berthConfig(dir, addr,
+		tlsLines(write(t, filepath.Join(dir, "tls", "cert.pem"), cp), write(t, filepath.Join(dir, "tls", "key.pem"), kp)), ""),
+		berthOptions{Prefix: ns.Prefix(), ReadyURL: "https://" + addr + "/v2/", ReadyTLS: &tls.Config{RootCAs: c.Pool()}})
 	if !strings.Contains(b.Log(), `msg="berth listening" addr=`+addr+" tls=true") {
 		t.Fatalf("berth does not listen with TLS:\n%s", b.Log())
 	}
@@ -50,15 +57,19 @@ func TestDockerOverTLS(t *testing.T) {
 // refused without one.
 func TestDockerClientCertificate(t *testing.T) {
 	d := requireDocker(t)
-	ip := hostIPv4(t)
+	ns := newNetns(t)
 	dir := t.TempDir()
 	c := newCA(t, "berth docker test CA")
 	clients := newCA(t, "berth docker client CA")
-	cp, kp, _ := c.Issue(t, leaf{CN: ip, Names: []string{ip}})
-	addr := freeAddr(t, ip)
-	b := startBerth(t, dir, addr, berthConfig(dir, addr,
+	cp, kp, _ := c.Issue(t, leaf{CN: ns.IP, Names: []string{ns.IP}})
+	addr := ns.Addr(dockerBerthPort)
+	// The readiness check presents a client certificate, so the only
+	// refused handshake in berth's log is docker's.
+	ready := &tls.Config{RootCAs: c.Pool(), Certificates: []tls.Certificate{clients.ClientCert(t, "readiness")}}
+	b := startBerthWith(t, dir, addr, berthConfig(dir, addr,
 		tlsLines(write(t, filepath.Join(dir, "tls", "cert.pem"), cp), write(t, filepath.Join(dir, "tls", "key.pem"), kp),
-			"clientcas: ["+write(t, filepath.Join(dir, "tls", "clients.pem"), clients.PEM)+"]"), ""))
+			"clientcas: ["+write(t, filepath.Join(dir, "tls", "clients.pem"), clients.PEM)+"]"), ""),
+		berthOptions{Prefix: ns.Prefix(), ReadyURL: "https://" + addr + "/v2/", ReadyTLS: ready})
 
 	ref := addr + "/mtls/hello:1"
 	id := d.importImage(ref, 1<<20, 2)

@@ -7,8 +7,13 @@
 // ones that need real components (pebble, dockerd, nginx, apache2) are
 // behind the e2e build tag:
 //
-//	.ci/run tls        # installs pebble, nginx, apache2, docker.io; runs everything
+//	.ci/run tls        # installs pebble, nginx, apache2, docker.io, iproute2; runs everything
 //	go test -tags e2e -count=1 ./test/tls/
+//
+// The docker tests need dockerd to verify berth's certificate, which it
+// does not for 127.0.0.0/8, so they run berth in a network namespace of
+// their own (netns_e2e_test.go; root and `ip netns`) and dockerd reaches
+// it over a veth. No address of the machine itself is used.
 //
 // A missing tool skips its test locally and fails it when CI is set.
 package tlstest
@@ -25,6 +30,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -203,6 +209,7 @@ type berth struct {
 	Config  string
 	LogPath string
 	Addr    string // http.addr
+	opts    berthOptions
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -225,11 +232,30 @@ http:
 %s%s`, filepath.Join(dir, "root"), addr, httpExtra, extra)
 }
 
+// berthOptions are startBerthWith's extras.
+type berthOptions struct {
+	// Prefix runs the binary through another program, which execs it:
+	// `ip netns exec NAME` (netns.Prefix) to run berth in a test's own
+	// network namespace.
+	Prefix []string
+	// ReadyURL, when set, is polled with GET from the test's process once
+	// berth has logged that it listens, until it answers with any HTTP
+	// status: proof that berth is reachable where the clients will look.
+	ReadyURL string
+	ReadyTLS *tls.Config // for an https ReadyURL
+}
+
 // startBerth writes cfg and starts berth, returning once it logs that it
 // listens (or failing the test with its log if it exits first).
 func startBerth(t *testing.T, dir, addr, cfg string) *berth {
 	t.Helper()
-	b := &berth{t: t, Dir: dir, Config: filepath.Join(dir, "config.yml"), LogPath: filepath.Join(dir, "berth.log"), Addr: addr}
+	return startBerthWith(t, dir, addr, cfg, berthOptions{})
+}
+
+// startBerthWith is startBerth with a command prefix and a readiness URL.
+func startBerthWith(t *testing.T, dir, addr, cfg string, opts berthOptions) *berth {
+	t.Helper()
+	b := &berth{t: t, Dir: dir, Config: filepath.Join(dir, "config.yml"), LogPath: filepath.Join(dir, "berth.log"), Addr: addr, opts: opts}
 	write(t, b.Config, []byte(cfg))
 	b.start()
 	t.Cleanup(func() {
@@ -248,7 +274,8 @@ func (b *berth) start() {
 		b.t.Fatal(err)
 	}
 	mark := len(b.Log())
-	cmd := exec.Command(harness.Binary(b.t), "serve", b.Config)
+	argv := append(append([]string{}, b.opts.Prefix...), harness.Binary(b.t), "serve", b.Config)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = cleanEnv()
 	if err := cmd.Start(); err != nil {
@@ -269,6 +296,33 @@ func (b *berth) start() {
 		}
 		if time.Now().After(deadline) {
 			b.t.Fatalf("berth did not listen on %s within 60s:\n%s", b.Addr, b.Log()[mark:])
+		}
+	}
+	if b.opts.ReadyURL != "" {
+		b.waitReady(cmd, done, mark)
+	}
+}
+
+// waitReady polls opts.ReadyURL until it answers, for at most 30s.
+func (b *berth) waitReady(cmd *exec.Cmd, done <-chan struct{}, mark int) {
+	b.t.Helper()
+	tr := &http.Transport{TLSClientConfig: b.opts.ReadyTLS}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 2 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := hc.Get(b.opts.ReadyURL)
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("berth logged that it listens but GET %s did not answer within 30s: %v\n%s", b.opts.ReadyURL, err, b.Log()[mark:])
+		}
+		select {
+		case <-done:
+			b.t.Fatalf("berth exited during start-up: %v\n%s", cmd.ProcessState, b.Log()[mark:])
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

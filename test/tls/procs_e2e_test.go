@@ -265,25 +265,6 @@ func (d *dockerCLI) pushPull(ref, id string) {
 	}
 }
 
-// hostIPv4 is a non-loopback IPv4 address of this machine. docker trusts
-// every 127.0.0.0/8 registry without verifying its certificate, so TLS
-// verification through /etc/docker/certs.d is only real on another
-// address.
-func hostIPv4(t *testing.T) string {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
-			return n.IP.String()
-		}
-	}
-	t.Skip("no non-loopback IPv4 address: docker does not verify certificates of 127.0.0.0/8 registries")
-	return ""
-}
-
 // certsD writes files into /etc/docker/certs.d/HOST (where dockerd looks
 // for a registry's CA and client certificate) and removes them afterwards.
 func certsD(t *testing.T, host string, files map[string][]byte) {

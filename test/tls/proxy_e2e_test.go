@@ -70,21 +70,26 @@ func uploadLocation(t *testing.T, client *http.Client, base, repo string) string
 //     limit is 1 MiB);
 //   - seed 004's server block: TLS at nginx with basic auth on everything,
 //     berth behind it with http.host set to the public https URL: docker
-//     login, push and pull over TLS, with absolute Location URLs.
+//     login, push and pull over TLS, with absolute Location URLs. dockerd
+//     verifies certificates only off 127.0.0.0/8, so this nginx and its
+//     berth run in the test's own network namespace (a second nginx
+//     process), which dockerd reaches over a veth at 10.231.X.2.
 func TestNginx(t *testing.T) {
 	nginx := requireTool(t, "nginx", "apt-get install nginx")
 	d := requireDocker(t)
-	ip := hostIPv4(t)
+	ns := newNetns(t)
 
 	plain := harness.Start(t, harness.Options{Name: "berth-behind-nginx"})
-	tlsPort := freeAddr(t, ip)
+	tlsPort := ns.Addr(8443)
 	public := "https://" + tlsPort
-	behindTLS := harness.Start(t, harness.Options{Name: "berth-behind-nginx-tls", Env: []string{"REGISTRY_HTTP_HOST=" + public}})
+	behindDir, behindAddr := t.TempDir(), "127.0.0.1:5000" // the namespace's loopback
+	behindTLS := startBerthWith(t, behindDir, behindAddr,
+		berthConfig(behindDir, behindAddr, "  host: "+public+"\n", ""), berthOptions{Prefix: ns.Prefix()})
 
 	dir := worldReadableDir(t, "berth-nginx-")
 	write(t, filepath.Join(dir, "docker.registry.htpasswd"), htpasswd(t, "testuser", "testpassword"))
 	c := newCA(t, "nginx test CA")
-	cp, kp, _ := c.Issue(t, leaf{CN: ip, Names: []string{ip}})
+	cp, kp, _ := c.Issue(t, leaf{CN: ns.IP, Names: []string{ns.IP}})
 	write(t, filepath.Join(dir, "fullchain.pem"), cp)
 	write(t, filepath.Join(dir, "privkey.pem"), kp)
 	seed002, open := freeAddr(t, "127.0.0.1"), freeAddr(t, "127.0.0.1")
@@ -131,19 +136,23 @@ func TestNginx(t *testing.T) {
   }
 `
 	}
-	conf := `user root;
+	// Two nginx processes: this one in the root namespace and, in the
+	// test's namespace, one for seed 004; each with its own pid file,
+	// logs and temporary files in run.
+	header := func(run string) string {
+		return `user root;
 worker_processes 1;
 daemon off;
-pid ` + dir + `/nginx.pid;
-error_log ` + dir + `/error.log info;
+pid ` + run + `/nginx.pid;
+error_log ` + run + `/error.log info;
 events { worker_connections 256; }
 http {
-  access_log ` + dir + `/access.log;
-  client_body_temp_path ` + dir + `/client_body;
-  proxy_temp_path ` + dir + `/proxy;
-  fastcgi_temp_path ` + dir + `/fastcgi;
-  uwsgi_temp_path ` + dir + `/uwsgi;
-  scgi_temp_path ` + dir + `/scgi;
+  access_log ` + run + `/access.log;
+  client_body_temp_path ` + run + `/client_body;
+  proxy_temp_path ` + run + `/proxy;
+  fastcgi_temp_path ` + run + `/fastcgi;
+  uwsgi_temp_path ` + run + `/uwsgi;
+  scgi_temp_path ` + run + `/scgi;
 
    # This should go into the http {} part of the Nginx configuration
    ## Set a variable to help us decide if we need to add the
@@ -154,7 +163,13 @@ http {
    map $upstream_http_docker_distribution_api_version $docker_distribution_api_version {
      '' 'registry/2.0';
    }
-
+`
+	}
+	nsRun := filepath.Join(dir, "netns")
+	if err := os.MkdirAll(nsRun, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := header(dir) + `
   server {
     listen ` + seed002 + `;
 ` + location(true) + `
@@ -163,12 +178,14 @@ http {
     listen ` + open + `;
 ` + location(false) + `
   }
-
+}
+`
+	nsConf := header(nsRun) + `
   # seed 004 (certbot's include and dhparam left out; "ssl on" is obsolete).
   # client_max_body_size 0 is not in the article: without it nginx answers
   # 413 to any layer over 1 MiB, with registry:2 as with berth.
   server {
-    server_name ` + ip + `;
+    server_name ` + ns.IP + `;
     listen ` + tlsPort + ` ssl;
     client_max_body_size 0;
 
@@ -195,17 +212,27 @@ http {
 }
 `
 	confPath := write(t, filepath.Join(dir, "nginx.conf"), []byte(conf))
-	if out, err := runCmd(nginx, "-t", "-c", confPath); err != nil {
-		t.Fatalf("nginx -t: %v\n%s", err, out)
+	nsConfPath := write(t, filepath.Join(nsRun, "nginx.conf"), []byte(nsConf))
+	// ip netns exec NAME nginx ARGS...
+	inNS := func(args ...string) []string { return append(append(ns.Prefix(), nginx), args...) }
+	for _, argv := range [][]string{{nginx, "-t", "-c", confPath}, inNS("-t", "-c", nsConfPath)} {
+		if out, err := runCmd(argv[0], argv[1:]...); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+		}
 	}
 	p := startProc(t, "nginx", filepath.Join(dir, "nginx.log"), nil, nginx, "-c", confPath)
-	for _, a := range []string{seed002, open, tlsPort} {
+	nsArgv := inNS("-c", nsConfPath)
+	pNS := startProc(t, "nginx in "+ns.Name, filepath.Join(nsRun, "nginx.log"), nil, nsArgv[0], nsArgv[1:]...)
+	for _, a := range []string{seed002, open} {
 		waitListening(t, p, a)
 	}
+	waitListening(t, pNS, tlsPort) // from the root namespace, as dockerd connects
 	t.Cleanup(func() {
 		if t.Failed() {
-			data, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Logf("nginx error.log:\n%s", tail(string(data), 40))
+			for _, run := range []string{dir, nsRun} {
+				data, _ := os.ReadFile(filepath.Join(run, "error.log"))
+				t.Logf("nginx error.log (%s):\n%s", run, tail(string(data), 40))
+			}
 		}
 	})
 
