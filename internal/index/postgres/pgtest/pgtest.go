@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,7 +32,7 @@ type Server struct {
 	Dir  string // data, socket and log; owned by the server's user
 
 	bin     string
-	runAs   string // "" when the test's own user runs the server
+	runAs   *user.User // nil when the test's own user runs the server
 	logPath string
 	dbs     atomic.Int64
 }
@@ -62,17 +63,20 @@ func pgVersion(initdb string) int {
 }
 
 // Start initialises a new cluster and starts it on a free port. It is
-// stopped, and its directory removed, in t.Cleanup.
+// stopped, and its directory removed, in t.Cleanup. The server is a child
+// of the test process (not daemonized by pg_ctl) and is killed with it,
+// even when the test binary dies first (Linux).
 func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := BinDir(t)
 	s := &Server{Host: "127.0.0.1", bin: bin}
 	if os.Geteuid() == 0 {
 		// initdb and postgres refuse to run as root.
-		if _, err := user.Lookup("postgres"); err != nil {
+		u, err := user.Lookup("postgres")
+		if err != nil {
 			t.Fatalf("running as root, and there is no postgres user to run PostgreSQL as: %v", err)
 		}
-		s.runAs = "postgres"
+		s.runAs = u
 	}
 	// Not t.TempDir: its parents are private to root, and the server runs
 	// as postgres.
@@ -82,10 +86,8 @@ func Start(t testing.TB) *Server {
 	}
 	s.Dir = dir
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	if s.runAs != "" {
-		u, _ := user.Lookup(s.runAs)
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
+	if s.runAs != nil {
+		uid, gid := ids(s.runAs)
 		if err := os.Chown(dir, uid, gid); err != nil {
 			t.Fatal(err)
 		}
@@ -102,43 +104,92 @@ func Start(t testing.TB) *Server {
 			t.Fatal(err)
 		}
 		s.Port = port
-		opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -k %s -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", port, dir)
-		out, err := s.run(2*time.Minute, "pg_ctl", "-D", data, "-l", s.logPath, "-o", opts, "-w", "-t", "60", "start")
+		lastErr = s.start(t, data)
+		if lastErr == nil {
+			return s
+		}
+	}
+	t.Fatal(lastErr)
+	return nil
+}
+
+func (s *Server) start(t testing.TB, data string) error {
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(s.bin, "postgres"), "-D", data, "-p", strconv.Itoa(s.Port),
+		"-c", "listen_addresses=127.0.0.1", "-k", s.Dir,
+		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+		"-c", "max_connections=200")
+	cmd.Dir = s.Dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = procAttr(s.runAs)
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start postgres: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); logf.Close(); close(exited) }()
+	stop := func() {
+		// SIGQUIT: immediate shutdown; the data is thrown away anyway.
+		cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		conn, err := pgx.Connect(ctx, s.DSN("postgres", ""))
 		if err == nil {
-			lastErr = nil
+			conn.Close(ctx)
+			cancel()
 			break
 		}
-		lastErr = fmt.Errorf("pg_ctl start: %v\n%s\n%s", err, out, s.LogTail())
-	}
-	if lastErr != nil {
-		t.Fatal(lastErr)
+		cancel()
+		select {
+		case <-exited:
+			return fmt.Errorf("postgres exited during start-up:\n%s", s.LogTail())
+		default:
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return fmt.Errorf("postgres not ready within a minute: %v\n%s", err, s.LogTail())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	t.Cleanup(func() {
-		if out, err := s.run(time.Minute, "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"); err != nil {
-			t.Logf("pg_ctl stop: %v\n%s", err, out)
-		}
 		if t.Failed() {
 			t.Logf("tail of the PostgreSQL log:\n%s", s.LogTail())
 		}
+		stop()
 	})
-	return s
+	return nil
 }
 
 func (s *Server) run(timeout time.Duration, tool string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	path := filepath.Join(s.bin, tool)
-	var cmd *exec.Cmd
-	if s.runAs != "" {
-		cmd = exec.CommandContext(ctx, "runuser", append([]string{"-u", s.runAs, "--", path}, args...)...)
-	} else {
-		cmd = exec.CommandContext(ctx, path, args...)
-	}
+	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, tool), args...)
 	cmd.Dir = s.Dir
+	cmd.SysProcAttr = procAttr(s.runAs)
+	if s.runAs != nil {
+		cmd.Env = append(os.Environ(), "HOME="+s.runAs.HomeDir, "USER="+s.runAs.Username)
+	}
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	err := cmd.Run()
 	return buf.Bytes(), err
+}
+
+func ids(u *user.User) (int, int) {
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return uid, gid
 }
 
 // LogTail is the end of the server's log.
