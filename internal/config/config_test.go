@@ -939,11 +939,11 @@ func TestWarnings(t *testing.T) {
 	}{
 		{
 			name: "unimplemented keys, outermost only",
-			file: "http:\n  addr: :5000\n  secret: s\n  debug:\n    addr: :5001\n    prometheus:\n      enabled: true\nstorage:\n  filesystem:\n    rootdirectory: /d\n  redirect:\n    disable: true\n",
+			file: "http:\n  addr: :5000\n  secret: s\n  debug:\n    addr: :5001\n    prometheus:\n      enabled: true\nstorage:\n  filesystem:\n    rootdirectory: /d\n  cache:\n    blobdescriptor: inmemory\n",
 			want: [][]string{
 				{"config.yml:3: http.secret: registry:2 setting not implemented by berth yet"},
 				{"config.yml:4: http.debug:"},
-				{"config.yml:11: storage.redirect:"},
+				{"config.yml:11: storage.cache:"},
 			},
 			notWant: []string{"http.debug.", "http.addr", "storage.filesystem"},
 		},
@@ -953,9 +953,9 @@ func TestWarnings(t *testing.T) {
 		},
 		{
 			name: "unimplemented driver and auth",
-			env:  []string{"REGISTRY_STORAGE=s3", "REGISTRY_STORAGE_S3_BUCKET=b", "REGISTRY_STORAGE_S3_REGION=r", "REGISTRY_AUTH=silly", "REGISTRY_AUTH_SILLY_REALM=r", "REGISTRY_AUTH_SILLY_SERVICE=s"},
+			env:  []string{"REGISTRY_STORAGE=swift", "REGISTRY_STORAGE_SWIFT_CONTAINER=b", "REGISTRY_STORAGE_SWIFT_AUTHURL=http://keystone/v3", "REGISTRY_STORAGE_SWIFT_USERNAME=u", "REGISTRY_STORAGE_SWIFT_PASSWORD=p", "REGISTRY_AUTH=silly", "REGISTRY_AUTH_SILLY_REALM=r", "REGISTRY_AUTH_SILLY_SERVICE=s"},
 			want: [][]string{
-				{"REGISTRY_STORAGE: storage.s3: the s3 storage driver is not implemented by berth yet"},
+				{"REGISTRY_STORAGE: storage.swift: the swift storage driver is not implemented by berth yet"},
 				{"REGISTRY_AUTH: auth.silly: the silly auth provider is not implemented"},
 			},
 		},
@@ -1176,7 +1176,7 @@ func TestAllDocumentedKeys(t *testing.T) {
 	if c.Source("http.tls.clientauth") != filepath.Join("testdata", "all-keys.yml")+":101" {
 		t.Errorf("source = %q", c.Source("http.tls.clientauth"))
 	}
-	want := []string{"log.hooks", "log.reportcaller", "storage.tag", "storage.redirect", "storage.cache", "storage.maintenance.uploadpurging",
+	want := []string{"log.hooks", "log.reportcaller", "storage.tag", "storage.cache", "storage.maintenance.uploadpurging",
 		"middleware", "reporting", "catalog", "tags", "http.net", "http.secret", "http.debug", "http.h2c",
 		"notifications", "redis", "health", "proxy", "compatibility", "validation", "policy"}
 	if got := c.Unimplemented(); !reflect.DeepEqual(got, want) {

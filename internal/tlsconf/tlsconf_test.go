@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/acme"
 	"golang.org/x/crypto/acme/autocert"
 
 	"github.com/berth-registry/berth/internal/config"
@@ -581,7 +582,13 @@ func TestACMEExpiryWarning(t *testing.T) {
 		t.Fatal(err)
 	}
 	logger, logs := bufLog()
-	a := &acmeSource{m: &autocert.Manager{Cache: cache, Prompt: autocert.AcceptTOS, HostPolicy: autocert.HostWhitelist("registry.test")},
+	// Loading the certificate arms autocert's renewal timer. RenewBefore is
+	// shorter than the certificate's remaining life, so it does not fire
+	// during the test, and the client points at a closed loopback port, so
+	// no renewal could ever leave this machine (or write into dir after the
+	// test).
+	a := &acmeSource{m: &autocert.Manager{Cache: cache, Prompt: autocert.AcceptTOS, HostPolicy: autocert.HostWhitelist("registry.test"),
+		RenewBefore: time.Hour, Client: &acme.Client{DirectoryURL: "http://127.0.0.1:1/directory"}},
 		hosts: []string{"registry.test"}, log: logger}
 	a.checkExpiry("registry.test", time.Now().Add(-2*time.Hour)) // 12h of 60h left: fine
 	if strings.Contains(logs.String(), "expires soon") {
