@@ -325,9 +325,9 @@ func fileExists(p string) bool {
 	return err == nil && fi.Mode().IsRegular()
 }
 
-// seed writes images into the shared storage directly, as registry:2 would
+// seedStorage writes images into the shared storage directly, as registry:2 would
 // have: berth has never seen them, and its shared index does not know them.
-func seed(t *testing.T, b *backend, images ...image) {
+func seedStorage(t *testing.T, b *backend, images ...image) {
 	t.Helper()
 	ctx := context.Background()
 	scratch, err := index.Open(filepath.Join(t.TempDir(), "scratch.db"))

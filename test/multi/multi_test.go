@@ -80,7 +80,7 @@ func runCluster(t *testing.T, pg *pgtest.Server, b *backend) {
 		newImage("legacy/app", "1.0", 1, 40_000),
 		newImage("legacy/base", "latest", 2, 20_000, 10_000),
 	}
-	seed(t, b, legacy...)
+	seedStorage(t, b, legacy...)
 
 	// Three writable instances on the shared storage and index. The first
 	// builds the index from the tree; the others find it built.
