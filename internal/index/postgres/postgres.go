@@ -307,7 +307,9 @@ func (x *Index) EnsureBuilt(ctx context.Context, build func(context.Context) err
 	if built, _, err := x.Built(ctx); err != nil || built {
 		return false, err
 	}
-	conn, err := x.pool.Acquire(ctx)
+	// From the lock pool: build's own queries need the query pool, which
+	// may have a single connection.
+	conn, err := x.locks.Acquire(ctx)
 	if err != nil {
 		return false, fmt.Errorf("index postgres: %w", err)
 	}

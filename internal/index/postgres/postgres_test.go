@@ -48,6 +48,7 @@ func TestPostgres(t *testing.T) {
 	t.Run("ReadOnlyNeedsSchema", func(t *testing.T) { testReadOnlyNeedsSchema(t, srv) })
 	t.Run("ReadOnlyWithSelectOnlyRole", func(t *testing.T) { testReadOnlyRole(t, srv) })
 	t.Run("EnsureBuiltOnce", func(t *testing.T) { testEnsureBuiltOnce(t, srv) })
+	t.Run("OneConnection", func(t *testing.T) { testOneConnection(t, srv) })
 	t.Run("LockTagExcludes", func(t *testing.T) { testLockTagExcludes(t, srv) })
 	t.Run("LockTagAfterCrash", func(t *testing.T) { testLockTagAfterCrash(t, srv) })
 	t.Run("RegistryRepairsTagAfterCrash", func(t *testing.T) { testRegistryRepair(t, srv) })
@@ -209,6 +210,26 @@ func testEnsureBuiltOnce(t *testing.T, srv *pgtest.Server) {
 	}
 	if built, _, _ := y.Built(ctx); built {
 		t.Fatal("index built after a failed build")
+	}
+}
+
+// testOneConnection: with maxconns 1 nothing waits for a connection it
+// holds itself (a build under the build lock, a tag change under its lock).
+func testOneConnection(t *testing.T, srv *pgtest.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	x, err := Open(ctx, Options{DSN: srv.NewDatabase(t), MaxConns: 1, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	reg := content.New(inmemory.New(), x, content.Options{Logger: quiet})
+	if _, err := x.EnsureBuilt(ctx, func(ctx context.Context) error { _, err := reg.Rebuild(ctx); return err }); err != nil {
+		t.Fatal(err)
+	}
+	image(t, reg, "app", "latest", "one")
+	if _, err := reg.StatManifest(ctx, "app", "latest"); err != nil {
+		t.Fatal(err)
 	}
 }
 
