@@ -57,7 +57,7 @@ else
 	LAYERS=4 LAYER_SIZE=64MiB PUSH_REPEAT=3 BIG_LAYER=1GiB
 	SMALL_IMAGES=200 SMALL_WORKERS=8 CRANE_IMAGES=200
 	CONNS=64 DURATION=10s WARMUP=1s
-	SEED_REPOS=10000 SEED_TAGS=10000 LIST_N=10000 LIST_COUNT=20 PAGE=100 STARTS=5
+	SEED_REPOS=10000 SEED_TAGS=10000 LIST_N=10000 LIST_COUNT=50 PAGE=100 STARTS=5
 	MODE=full
 fi
 ACCEPT='Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json'

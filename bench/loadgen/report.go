@@ -44,8 +44,10 @@ var figures = func() []figure {
 		{Key: "get_p99", Title: "manifest GET p99", Labels: []string{"get"}, Field: "p99_ms", Unit: "ms"},
 		{Key: "get_wrk_rps", Title: "manifest GET (wrk)", Labels: []string{"get-wrk"}, Field: "rps", Unit: "req/s", Higher: true},
 		{Key: "get_wrk_p99", Title: "manifest GET p99 (wrk)", Labels: []string{"get-wrk"}, Field: "p99_ms", Unit: "ms"},
+		{Key: "catalog_p50", Title: "catalog, {entries} in one page, p50", Labels: []string{"catalog"}, Field: "p50_ms", Unit: "ms"},
 		{Key: "catalog_p99", Title: "catalog, {entries} in one page, p99", Labels: []string{"catalog"}, Field: "p99_ms", Unit: "ms"},
 		{Key: "catalog_page_p99", Title: "catalog in pages of {page_size}, p99", Labels: []string{"catalog"}, Field: "page_p99_ms", Unit: "ms"},
+		{Key: "tags_p50", Title: "tag list, {entries} tags, p50", Labels: []string{"tags"}, Field: "p50_ms", Unit: "ms"},
 		{Key: "tags_p99", Title: "tag list, {entries} tags, p99", Labels: []string{"tags"}, Field: "p99_ms", Unit: "ms"},
 		{Key: "tags_page_p99", Title: "tag list in pages of {page_size}, p99", Labels: []string{"tags"}, Field: "page_p99_ms", Unit: "ms"},
 		{Key: "first_start", Title: "first start on seeded tree", Labels: []string{"first-start"}, Field: "seconds", Unit: "s"},
@@ -312,7 +314,14 @@ func fmtRatio(p *float64) string {
 	if p == nil {
 		return "—"
 	}
-	return fmt.Sprintf("%.2f×", *p)
+	return times(*p)
+}
+
+func times(v float64) string {
+	if v < 0.1 {
+		return fmt.Sprintf("%.2g×", v)
+	}
+	return fmt.Sprintf("%.2f×", v)
 }
 
 func fmtTarget(r row) string {
@@ -396,11 +405,16 @@ func plotSVG(rows []row, title, subtitle string) string {
 			rs = append(rs, r)
 		}
 	}
+	// The axis spans the data, but at most 1/32× to 512×: a figure beyond
+	// (berth's index build against distribution's nothing-to-build) is drawn
+	// to the edge with its real value written next to it.
+	const minExp, maxExp = -5.0, 9.0
 	lo, hi := -1.0, 1.0
 	for _, r := range rs {
 		e := math.Log2(*r.Advantage)
 		lo, hi = math.Min(lo, math.Floor(e)), math.Max(hi, math.Ceil(e))
 	}
+	lo, hi = math.Max(lo, minExp), math.Min(hi, maxExp)
 	const (
 		labelW = 330
 		plotW  = 520
@@ -434,7 +448,7 @@ func plotSVG(rows []row, title, subtitle string) string {
 		x((lo+hi)/2), top+rowH*len(rs)+40)
 	for i, r := range rs {
 		y := top + i*rowH
-		e := math.Log2(*r.Advantage)
+		e := math.Min(math.Max(math.Log2(*r.Advantage), lo), hi)
 		x0, x1 := x(0), x(e)
 		color := "#2e8b57"
 		if e < 0 {
@@ -444,7 +458,7 @@ func plotSVG(rows []row, title, subtitle string) string {
 		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", labelW-8, y+17, html.EscapeString(r.Title))
 		fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s"/>`+"\n", x0, y+5, math.Max(x1-x0, 1), rowH-10, color)
 		tx := x(max(e, 0)) + 5 // left bars: the value sits right of 1×
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d">%.2f×</text>`+"\n", tx, y+17, *r.Advantage)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d">%s</text>`+"\n", tx, y+17, times(*r.Advantage))
 	}
 	b.WriteString("</svg>\n")
 	return b.String()
