@@ -78,7 +78,7 @@ func rebuildIndex(ctx context.Context, cfg *config.Config, stdout, stderr io.Wri
 	if err := dropPrivileges(cfg, log); err != nil {
 		return err
 	}
-	driver, err := newDriver(ctx, cfg)
+	driver, err := newDriver(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/berth-registry/berth/internal/storage"
 	"github.com/berth-registry/berth/internal/storage/inmemory"
 	"github.com/berth-registry/berth/internal/storage/s3"
+	"github.com/berth-registry/berth/internal/storage/swift"
 	"github.com/berth-registry/berth/internal/tlsconf"
 )
 
@@ -82,7 +83,7 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	if err := dropPrivileges(cfg, log); err != nil {
 		return err
 	}
-	driver, err := newDriver(ctx, cfg)
+	driver, err := newDriver(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -153,7 +154,7 @@ func refuseUnsafe(cfg *config.Config) error {
 	return nil
 }
 
-func newDriver(ctx context.Context, cfg *config.Config) (storage.Driver, error) {
+func newDriver(ctx context.Context, cfg *config.Config, log *slog.Logger) (storage.Driver, error) {
 	switch cfg.Storage.Driver() {
 	case "filesystem":
 		return nil, nil // the server opens it at RootDirectory
@@ -171,6 +172,23 @@ func newDriver(ctx context.Context, cfg *config.Config) (storage.Driver, error) 
 		d, err := s3.New(ctx, p)
 		if err != nil {
 			return nil, fmt.Errorf("storage.s3: %w", err)
+		}
+		return d, nil
+	case "swift":
+		params, err := driverParams(cfg.Storage.Swift)
+		if err != nil {
+			return nil, err
+		}
+		p, err := swift.FromMap(params)
+		if err != nil {
+			return nil, fmt.Errorf("storage.swift: %w", err)
+		}
+		for _, w := range p.Warnings {
+			log.Warn("configuration: storage.swift: " + w)
+		}
+		d, err := swift.New(ctx, p)
+		if err != nil {
+			return nil, fmt.Errorf("storage.swift: %w", err)
 		}
 		return d, nil
 	}

@@ -952,10 +952,9 @@ func TestWarnings(t *testing.T) {
 			file: "version: 0.1\nlog:\n  level: debug\n  formatter: json\n  fields: {a: b}\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: /d\n    maxthreads: 50\n  delete:\n    enabled: true\n  maintenance:\n    readonly:\n      enabled: true\nhttp:\n  addr: :5000\n  host: https://r.example.com\n  prefix: /r/\n  relativeurls: true\n  draintimeout: 10s\n  headers:\n    X-A: [b]\nauth:\n  htpasswd:\n    realm: r\n    path: /p\nberth:\n  manifests:\n    maxsize: 1MiB\n",
 		},
 		{
-			name: "unimplemented driver and auth",
+			name: "unimplemented auth provider",
 			env:  []string{"REGISTRY_STORAGE=swift", "REGISTRY_STORAGE_SWIFT_CONTAINER=b", "REGISTRY_STORAGE_SWIFT_AUTHURL=http://keystone/v3", "REGISTRY_STORAGE_SWIFT_USERNAME=u", "REGISTRY_STORAGE_SWIFT_PASSWORD=p", "REGISTRY_AUTH=silly", "REGISTRY_AUTH_SILLY_REALM=r", "REGISTRY_AUTH_SILLY_SERVICE=s"},
 			want: [][]string{
-				{"REGISTRY_STORAGE: storage.swift: the swift storage driver is not implemented by berth yet"},
 				{"REGISTRY_AUTH: auth.silly: the silly auth provider is not implemented"},
 			},
 		},
@@ -1231,5 +1230,27 @@ func TestSectionByName(t *testing.T) {
 	c := mustLoad(t, "storage: inmemory\nauth: htpasswd\n", "REGISTRY_AUTH_HTPASSWD_PATH=/p")
 	if c.Storage.Driver() != "inmemory" || c.Auth.Provider() != "htpasswd" || c.Auth.HTPasswd.Path != "/p" {
 		t.Errorf("storage %q auth %q", c.Storage.Driver(), c.Auth.Provider())
+	}
+}
+
+// Every storage driver berth accepts is implemented: selecting one must not
+// warn that it has no effect.
+func TestImplementedDriversDoNotWarn(t *testing.T) {
+	for _, env := range [][]string{
+		{"REGISTRY_STORAGE=s3", "REGISTRY_STORAGE_S3_BUCKET=b", "REGISTRY_STORAGE_S3_REGION=r"},
+		{"REGISTRY_STORAGE=swift", "REGISTRY_STORAGE_SWIFT_CONTAINER=b", "REGISTRY_STORAGE_SWIFT_AUTHURL=http://keystone/v3", "REGISTRY_STORAGE_SWIFT_USERNAME=u", "REGISTRY_STORAGE_SWIFT_PASSWORD=p"},
+	} {
+		c, err := Load("", env)
+		if err != nil {
+			t.Fatalf("%v: %v", env, err)
+		}
+		for _, w := range c.Warnings() {
+			if strings.Contains(w, "not implemented") {
+				t.Errorf("%v: %s", env[0], w)
+			}
+		}
+		if u := c.Unimplemented(); len(u) != 0 {
+			t.Errorf("%v: Unimplemented() = %v", env[0], u)
+		}
 	}
 }

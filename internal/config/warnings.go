@@ -29,6 +29,7 @@ var Implemented = []string{
 	"http.http2", // disabled: no h2 in TLS ALPN
 	"storage.filesystem",
 	"storage.s3",
+	"storage.swift",
 	"storage.redirect",
 	"storage.inmemory",
 	"storage.delete",

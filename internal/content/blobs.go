@@ -123,6 +123,9 @@ func (r *Registry) BlobURL(ctx context.Context, d digest.Digest) (url string, ok
 		return "", false, nil
 	}
 	url, err = s.URLFor(ctx, blobDataPath(d), BlobURLExpiry)
+	if errors.Is(err, errors.ErrUnsupported) {
+		return "", false, nil // e.g. a Swift cluster without temp URLs
+	}
 	if err != nil {
 		return "", false, fmt.Errorf("blob %s url: %w", d, err)
 	}
