@@ -118,10 +118,9 @@ LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # write_config NAME ROOT PORT: registry:2 configuration, the same for both
 # servers: warnings and errors only, no access log (distribution logs every
-# request at info level and writes an access log by default), deletes on.
-# distribution also gets registry:2's stock blob descriptor cache (its best
-# case); berth refuses storage.cache today (it is not implemented) rather
-# than ignore it.
+# request at info level and writes an access log by default), deletes on,
+# and registry:2's stock in-memory blob descriptor cache (distribution's
+# best case).
 write_config() {
 	local name=$1 root=$2 port=$3
 	{
@@ -135,10 +134,8 @@ write_config() {
 		echo "    rootdirectory: $root"
 		echo "  delete:"
 		echo "    enabled: true"
-		if [[ $name == distribution ]]; then
-			echo "  cache:"
-			echo "    blobdescriptor: inmemory"
-		fi
+		echo "  cache:"
+		echo "    blobdescriptor: inmemory"
 		echo "http:"
 		echo "  addr: 127.0.0.1:$port"
 		echo "  secret: berth-bench-secret"
