@@ -269,3 +269,6 @@ log "results ($MODE run; load average before: $LOAD_BEFORE, after: $LOAD_AFTER)"
 	-meta "loadavg_before=$LOAD_BEFORE" \
 	-meta "loadavg_after=$LOAD_AFTER"
 echo "written: $OUT/latest.json $OUT/latest.md $OUT/ratios.svg" >&2
+if [[ $OUT == "$WORK"/* ]] && ((!KEEP)); then
+	echo "(inside the work directory, which is removed now: use --keep or --out DIR to keep them)" >&2
+fi
