@@ -85,8 +85,11 @@ func (h *Handler) visibleRepositories(r *http.Request, last string, n int) ([]st
 	if want == 0 {
 		return out, false, nil
 	}
-	for len(out) < want {
-		page, more, err := h.reg.Repositories(r.Context(), last, want-len(out))
+	// Collect one visible repository beyond the page: its presence is the
+	// "more" answer. Each round asks only for what is still missing, so a
+	// caller who sees everything is served in a single index query.
+	for len(out) <= want {
+		page, more, err := h.reg.Repositories(r.Context(), last, want+1-len(out))
 		if err != nil {
 			return nil, false, err
 		}
@@ -96,13 +99,14 @@ func (h *Handler) visibleRepositories(r *http.Request, last string, n int) ([]st
 			}
 		}
 		if !more || len(page) == 0 {
-			return out, false, nil
+			break
 		}
 		last = page[len(page)-1]
 	}
-	// Full page: more remain if any visible repository follows.
-	next, _, err := h.visibleRepositories(r, last, 1)
-	return out, len(next) > 0, err
+	if len(out) > want {
+		return out[:want], true, nil
+	}
+	return out, false, nil
 }
 
 func (h *Handler) referrers(w http.ResponseWriter, r *http.Request, rt route) {

@@ -258,6 +258,7 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 	if err := r.writeLink(ctx, revisionLinkPath(repo, d), d); err != nil {
 		return Manifest{}, fmt.Errorf("put manifest %s@%s: %w", repo, d, err)
 	}
+	r.records.remove(recordKey{repo, d})
 	if err := r.index.PutManifest(ctx, repo, recordOf(d, int64(len(body)), p)); err != nil {
 		return Manifest{}, err
 	}
@@ -364,6 +365,12 @@ func (r *Registry) resolve(ctx context.Context, repo, ref string) (ManifestRecor
 		} else if !ok {
 			return r.resolveFromStorage(ctx, repo, ref)
 		}
+		// A tag in the index always names a manifest of the repository
+		// (deleting a manifest deletes its tags in the same step), so a
+		// cached record answers without a second lookup.
+		if rec, ok := r.records.get(recordKey{repo, d}); ok {
+			return rec, nil
+		}
 	}
 	rec, ok, err := r.index.Manifest(ctx, repo, d)
 	if err != nil {
@@ -372,6 +379,7 @@ func (r *Registry) resolve(ctx context.Context, repo, ref string) (ManifestRecor
 	if !ok {
 		return r.resolveFromStorage(ctx, repo, ref)
 	}
+	r.records.put(recordKey{repo, d}, rec)
 	return rec, nil
 }
 

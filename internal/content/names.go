@@ -2,18 +2,9 @@ package content
 
 import (
 	_ "crypto/sha512" // registers sha384/sha512 with go-digest
-	"regexp"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
-)
-
-// Repository names follow the distribution spec: path components of lower
-// case alphanumerics joined by single separators, components joined by "/".
-var (
-	nameComponent = `[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*`
-	nameRE        = regexp.MustCompile(`^` + nameComponent + `(?:/` + nameComponent + `)*$`)
-	tagRE         = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
 )
 
 // MaxNameLength is the longest repository name accepted, as in distribution.
@@ -24,7 +15,7 @@ func ValidateName(name string) error {
 	if len(name) == 0 || len(name) > MaxNameLength {
 		return newError(CodeNameInvalid, "repository name must be 1 to %d characters", MaxNameLength)
 	}
-	if !nameRE.MatchString(name) {
+	if !isName(name) {
 		return newError(CodeNameInvalid, "invalid repository name %q: components must be lower case letters and digits separated by '.', '_', '__' or '-'", truncate(name))
 	}
 	// Names beginning with "_" components are reserved by the layout
@@ -34,7 +25,7 @@ func ValidateName(name string) error {
 
 // ValidateTag reports whether tag is an acceptable tag.
 func ValidateTag(tag string) error {
-	if !tagRE.MatchString(tag) {
+	if !isTag(tag) {
 		return newError(CodeTagInvalid, "invalid tag %q: up to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'", truncate(tag))
 	}
 	return nil
@@ -66,3 +57,66 @@ func truncate(s string) string {
 	}
 	return s
 }
+
+// Repository names follow the distribution spec's grammar,
+//
+//	component ("/" component)*   component = [a-z0-9]+ ((\.|_|__|-+) [a-z0-9]+)*
+//
+// and tags are [A-Za-z0-9_][A-Za-z0-9._-]{0,127}. Both are checked on every
+// request, so they are written as loops rather than regular expressions;
+// names_test.go checks them against the regular expressions.
+
+func isName(s string) bool {
+	i := 0
+	for {
+		// One component: a run of [a-z0-9], then separator + run, repeated.
+		if i >= len(s) || !isLowerAlnum(s[i]) {
+			return false
+		}
+		for i < len(s) && isLowerAlnum(s[i]) {
+			i++
+		}
+		for i < len(s) && s[i] != '/' {
+			switch s[i] {
+			case '.':
+				i++
+			case '_':
+				i++
+				if i < len(s) && s[i] == '_' {
+					i++
+				}
+			case '-':
+				for i < len(s) && s[i] == '-' {
+					i++
+				}
+			default:
+				return false
+			}
+			if i >= len(s) || !isLowerAlnum(s[i]) {
+				return false
+			}
+			for i < len(s) && isLowerAlnum(s[i]) {
+				i++
+			}
+		}
+		if i == len(s) {
+			return true
+		}
+		i++ // the "/" before the next component
+	}
+}
+
+func isTag(s string) bool {
+	if len(s) == 0 || len(s) > 128 || s[0] == '.' || s[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !isLowerAlnum(c) && !(c >= 'A' && c <= 'Z') && c != '_' && c != '.' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func isLowerAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }

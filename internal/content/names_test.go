@@ -2,6 +2,7 @@ package content
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -163,6 +164,28 @@ func FuzzAcceptedNamesArePaths(f *testing.F) {
 		}
 		if d, err := ParseDigest(s); err == nil {
 			checkPaths(t, "digest "+s, []string{blobDataPath(d), layerLinkPath("repo", d), revisionLinkPath("repo", d)})
+		}
+	})
+}
+
+// The hand-written grammar checks must accept exactly what the spec's
+// regular expressions accept.
+var (
+	specNameComponent = `[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*`
+	specNameRE        = regexp.MustCompile(`^` + specNameComponent + `(?:/` + specNameComponent + `)*$`)
+	specTagRE         = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
+)
+
+func FuzzGrammarMatchesSpecRegexps(f *testing.F) {
+	for _, s := range []string{"a", "a/b", "a__b", "a___b", "a.-b", "a--b", "a_", "_a", "a//b", "A", "v1.0", ".v", "-v", "a/", "/a", "foo-bar/baz_qux/x.y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := isName(s), specNameRE.MatchString(s); got != want {
+			t.Errorf("isName(%q) = %v, spec grammar says %v", s, got, want)
+		}
+		if got, want := isTag(s), specTagRE.MatchString(s); got != want {
+			t.Errorf("isTag(%q) = %v, spec grammar says %v", s, got, want)
 		}
 	})
 }

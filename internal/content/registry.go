@@ -51,6 +51,7 @@ type Registry struct {
 	uploadLocks keyLock
 	tagLocks    keyLock
 	bodies      *bodyCache
+	records     *recordCache
 }
 
 // logger is the logger of the request ctx belongs to (carrying its
@@ -72,7 +73,8 @@ func New(driver storage.Driver, index Index, opts Options) *Registry {
 		opts.ManifestCacheSize = DefaultManifestCacheSize
 	}
 	return &Registry{driver: driver, index: index, opts: opts, log: opts.Logger,
-		bodies: newBodyCache(opts.ManifestCacheSize)}
+		bodies:  newBodyCache(opts.ManifestCacheSize),
+		records: newLRU[recordKey](opts.ManifestCacheSize/4, recordCost)}
 }
 
 // MaxManifestSize is the configured manifest size limit.
