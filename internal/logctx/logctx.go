@@ -11,26 +11,54 @@ package logctx
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 )
 
 type key struct{}
 
 type state struct {
-	log     *slog.Logger
+	// log is built on first use from base and attrs: most requests log
+	// nothing but their access line, and deriving a logger costs more than
+	// the rest of a manifest HEAD.
+	base  *slog.Logger
+	attrs []any
+	once  sync.Once
+	log   *slog.Logger
+
 	account *atomic.Pointer[string] // shared with contexts derived by With
 }
 
-// With returns a context whose logger is log. A context derived from one
-// that already had a logger keeps sharing its account holder.
-func With(ctx context.Context, log *slog.Logger) context.Context {
-	st := &state{log: log}
+func (st *state) logger() *slog.Logger {
+	st.once.Do(func() {
+		st.log = st.base
+		if len(st.attrs) > 0 {
+			st.log = st.base.With(st.attrs...)
+		}
+	})
+	return st.log
+}
+
+// WithAttrs returns a context whose logger is base with attrs added, built
+// only if something logs through it.
+func WithAttrs(ctx context.Context, base *slog.Logger, attrs ...any) context.Context {
+	return context.WithValue(ctx, key{}, newState(ctx, base, attrs))
+}
+
+func newState(ctx context.Context, base *slog.Logger, attrs []any) *state {
+	st := &state{base: base, attrs: attrs}
 	if parent, ok := ctx.Value(key{}).(*state); ok {
 		st.account = parent.account
 	} else {
 		st.account = new(atomic.Pointer[string])
 	}
-	return context.WithValue(ctx, key{}, st)
+	return st
+}
+
+// With returns a context whose logger is log. A context derived from one
+// that already had a logger keeps sharing its account holder.
+func With(ctx context.Context, log *slog.Logger) context.Context {
+	return WithAttrs(ctx, log)
 }
 
 // FromContext returns the logger of ctx, or slog.Default() if it has none.
@@ -40,8 +68,8 @@ func FromContext(ctx context.Context) *slog.Logger {
 
 // FromContextOr returns the logger of ctx, or fallback if it has none.
 func FromContextOr(ctx context.Context, fallback *slog.Logger) *slog.Logger {
-	if st, ok := ctx.Value(key{}).(*state); ok && st.log != nil {
-		return st.log
+	if st, ok := ctx.Value(key{}).(*state); ok && st.base != nil {
+		return st.logger()
 	}
 	return fallback
 }

@@ -80,8 +80,7 @@ func withRequestLog(next http.Handler, log *slog.Logger, access bool) http.Handl
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := newRequestID()
 		w.Header().Set("X-Request-Id", id)
-		reqLog := log.With(slog.String("request_id", id))
-		r = r.WithContext(logctx.With(r.Context(), reqLog))
+		r = r.WithContext(logctx.WithAttrs(r.Context(), log, slog.String("request_id", id)))
 		rec := &recorder{ResponseWriter: w}
 		start := time.Now()
 		next.ServeHTTP(rec, r)
@@ -92,7 +91,8 @@ func withRequestLog(next http.Handler, log *slog.Logger, access bool) http.Handl
 		if status == 0 {
 			status = http.StatusOK
 		}
-		reqLog.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("request_id", id),
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", status),
