@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -18,19 +19,39 @@ func (r *Registry) Rebuild(ctx context.Context) (int, error) {
 	if err := r.findRepositories(ctx, reposRoot(), &names); err != nil {
 		return 0, fmt.Errorf("rebuild index: %w", err)
 	}
-	snaps := make([]RepositorySnapshot, 0, len(names))
-	for _, name := range names {
-		snap, err := r.snapshotRepository(ctx, name)
+	// Reading a repository is many small, independent storage reads (one
+	// round trip each on an object store): a few workers overlap them.
+	snaps := make([]RepositorySnapshot, len(names))
+	errs := make([]error, len(names))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range rebuildWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				snaps[i], errs[i] = r.snapshotRepository(ctx, names[i])
+			}
+		}()
+	}
+	for i := range names {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for i, err := range errs {
 		if err != nil {
-			return 0, fmt.Errorf("rebuild index: repository %s: %w", name, err)
+			return 0, fmt.Errorf("rebuild index: repository %s: %w", names[i], err)
 		}
-		snaps = append(snaps, snap)
 	}
 	if err := r.index.Replace(ctx, snaps); err != nil {
 		return 0, err
 	}
 	return len(snaps), nil
 }
+
+// rebuildWorkers is how many repositories Rebuild reads at once.
+const rebuildWorkers = 8
 
 // findRepositories walks the repositories tree: a directory holding
 // "_manifests" is a repository; other "_" directories belong to one; any
