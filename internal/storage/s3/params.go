@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
-	"strconv"
 	"strings"
+
+	"github.com/berth-registry/berth/internal/storage/driverparams"
 )
 
 // Size limits of the S3 API.
@@ -195,113 +195,58 @@ var knownKeys = []string{
 // defaults. Unknown keys are errors.
 func FromMap(m map[string]any) (Params, error) {
 	p := DefaultParams()
-	var unknown []string
-	for k := range m {
-		if !slices.Contains(knownKeys, strings.ToLower(k)) {
-			unknown = append(unknown, k)
-		}
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
+	in := driverparams.New(m)
+	if unknown := in.Unknown(knownKeys); len(unknown) > 0 {
 		return Params{}, fmt.Errorf("s3: unknown parameter(s) %s", strings.Join(unknown, ", "))
 	}
-	get := func(key string) any {
-		for k, v := range m {
-			if strings.ToLower(k) == key {
-				return v
-			}
-		}
-		return nil
-	}
 
-	var errs []string
-	str := func(key string, dst *string) {
-		switch v := get(key).(type) {
-		case nil:
-		case string:
-			*dst = v
-		case bool, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
-			*dst = fmt.Sprint(v)
-		default:
-			errs = append(errs, fmt.Sprintf("the %s parameter should be a string, not %T", key, v))
-		}
-	}
-	boolean := func(key string, dst *bool) {
-		switch v := get(key).(type) {
-		case nil:
-		case bool:
-			*dst = v
-		case string:
-			b, err := strconv.ParseBool(strings.TrimSpace(v))
-			if err != nil {
-				errs = append(errs, fmt.Sprintf("the %s parameter should be a boolean, not %q", key, v))
-				return
-			}
-			*dst = b
-		default:
-			errs = append(errs, fmt.Sprintf("the %s parameter should be a boolean, not %T", key, v))
-		}
-	}
-	integer := func(key string, dst *int64) {
-		v := get(key)
-		if v == nil {
-			return
-		}
-		n, err := toInt64(v)
-		if err != nil {
-			errs = append(errs, fmt.Sprintf("the %s parameter must be an integer: %v", key, err))
-			return
-		}
-		*dst = n
-	}
-
-	str("accesskey", &p.AccessKey)
-	str("secretkey", &p.SecretKey)
-	str("sessiontoken", &p.SessionToken)
-	str("region", &p.Region)
-	str("regionendpoint", &p.RegionEndpoint)
-	boolean("forcepathstyle", &p.ForcePathStyle)
-	str("bucket", &p.Bucket)
-	str("rootdirectory", &p.RootDirectory)
-	boolean("encrypt", &p.Encrypt)
-	str("keyid", &p.KeyID)
-	boolean("secure", &p.Secure)
-	boolean("skipverify", &p.SkipVerify)
-	boolean("v4auth", &p.V4Auth)
-	integer("chunksize", &p.ChunkSize)
-	integer("multipartcopychunksize", &p.MultipartCopyChunkSize)
+	in.String("accesskey", &p.AccessKey)
+	in.String("secretkey", &p.SecretKey)
+	in.String("sessiontoken", &p.SessionToken)
+	in.String("region", &p.Region)
+	in.String("regionendpoint", &p.RegionEndpoint)
+	in.Bool("forcepathstyle", &p.ForcePathStyle)
+	in.String("bucket", &p.Bucket)
+	in.String("rootdirectory", &p.RootDirectory)
+	in.Bool("encrypt", &p.Encrypt)
+	in.String("keyid", &p.KeyID)
+	in.Bool("secure", &p.Secure)
+	in.Bool("skipverify", &p.SkipVerify)
+	in.Bool("v4auth", &p.V4Auth)
+	in.Int("chunksize", &p.ChunkSize)
+	in.Int("multipartcopychunksize", &p.MultipartCopyChunkSize)
 	var copyConcurrency = int64(p.MultipartCopyMaxConcurrency)
-	integer("multipartcopymaxconcurrency", &copyConcurrency)
-	integer("multipartcopythresholdsize", &p.MultipartCopyThresholdSize)
-	str("useragent", &p.UserAgent)
-	boolean("usedualstack", &p.UseDualStack)
-	boolean("accelerate", &p.Accelerate)
+	in.Int("multipartcopymaxconcurrency", &copyConcurrency)
+	in.Int("multipartcopythresholdsize", &p.MultipartCopyThresholdSize)
+	in.String("useragent", &p.UserAgent)
+	in.Bool("usedualstack", &p.UseDualStack)
+	in.Bool("accelerate", &p.Accelerate)
 	var uploadConcurrency = int64(p.UploadConcurrency)
-	integer("uploadconcurrency", &uploadConcurrency)
+	in.Int("uploadconcurrency", &uploadConcurrency)
 	var fips bool
-	boolean("usefipsendpoint", &fips)
+	in.Bool("usefipsendpoint", &fips)
 	if fips {
-		errs = append(errs, "usefipsendpoint is not supported")
+		in.Errorf("usefipsendpoint is not supported")
 	}
 
 	// registry:2 wants these two as strings, and is lenient about case
 	// only for the storage class.
-	switch v := get("storageclass").(type) {
+	switch v := in.Get("storageclass").(type) {
 	case nil:
 	case string:
 		p.StorageClass = strings.ToUpper(strings.TrimSpace(v))
 	default:
-		errs = append(errs, fmt.Sprintf("the storageclass parameter must be one of %v, not %T", storageClasses, v))
+		in.Errorf("the storageclass parameter must be one of %v, not %T", storageClasses, v)
 	}
-	switch v := get("objectacl").(type) {
+	switch v := in.Get("objectacl").(type) {
 	case nil:
 	case string:
 		p.ObjectACL = strings.TrimSpace(v)
 	default:
-		errs = append(errs, fmt.Sprintf("invalid value for objectacl parameter: %v", v))
+		in.Errorf("invalid value for objectacl parameter: %v", v)
 	}
 
-	if len(errs) > 0 {
+	if errs := in.Errors(); len(errs) > 0 {
 		return Params{}, fmt.Errorf("s3: %s", strings.Join(errs, "; "))
 	}
 	if copyConcurrency > math.MaxInt32 || copyConcurrency < math.MinInt32 {
@@ -319,49 +264,4 @@ func FromMap(m map[string]any) (Params, error) {
 		return Params{}, err
 	}
 	return p, nil
-}
-
-// toInt64 accepts the integer forms a YAML or JSON decoder or an
-// environment variable produces.
-func toInt64(v any) (int64, error) {
-	switch v := v.(type) {
-	case int:
-		return int64(v), nil
-	case int8:
-		return int64(v), nil
-	case int16:
-		return int64(v), nil
-	case int32:
-		return int64(v), nil
-	case int64:
-		return v, nil
-	case uint:
-		return toInt64(uint64(v))
-	case uint8:
-		return int64(v), nil
-	case uint16:
-		return int64(v), nil
-	case uint32:
-		return int64(v), nil
-	case uint64:
-		if v > math.MaxInt64 {
-			return 0, fmt.Errorf("%d is too large", v)
-		}
-		return int64(v), nil
-	case float32:
-		return toInt64(float64(v))
-	case float64:
-		if v != math.Trunc(v) || v > math.MaxInt64 || v < math.MinInt64 {
-			return 0, fmt.Errorf("%v is not an integer", v)
-		}
-		return int64(v), nil
-	case string:
-		n, err := strconv.ParseInt(strings.TrimSpace(v), 0, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%q is not an integer", v)
-		}
-		return n, nil
-	default:
-		return 0, fmt.Errorf("%v (%T) is not an integer", v, v)
-	}
 }

@@ -2,11 +2,12 @@ package swift
 
 import (
 	"fmt"
-	"math"
+	"maps"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
+
+	"github.com/berth-registry/berth/internal/storage/driverparams"
 )
 
 // Size limits.
@@ -134,98 +135,39 @@ var ignoredKeys = map[string]string{
 // keys take registry:2's defaults. Unknown keys are errors.
 func FromMap(m map[string]any) (Params, error) {
 	p := DefaultParams()
-	var unknown []string
-	for k := range m {
-		lk := strings.ToLower(k)
-		if _, ok := ignoredKeys[lk]; ok {
-			continue
-		}
-		if !slices.Contains(knownKeys, lk) {
-			unknown = append(unknown, k)
-		}
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
+	in := driverparams.New(m)
+	if unknown := in.Unknown(knownKeys, slices.Collect(maps.Keys(ignoredKeys))); len(unknown) > 0 {
 		return Params{}, fmt.Errorf("swift: unknown parameter(s) %s", strings.Join(unknown, ", "))
 	}
-	get := func(key string) any {
-		for k, v := range m {
-			if strings.ToLower(k) == key {
-				return v
-			}
-		}
-		return nil
-	}
 	for k, msg := range ignoredKeys {
-		if get(k) != nil {
+		if in.Get(k) != nil {
 			p.Warnings = append(p.Warnings, msg)
 		}
 	}
 
-	var errs []string
-	str := func(key string, dst *string) {
-		switch v := get(key).(type) {
-		case nil:
-		case string:
-			*dst = v
-		case bool, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
-			*dst = fmt.Sprint(v)
-		default:
-			errs = append(errs, fmt.Sprintf("the %s parameter should be a string, not %T", key, v))
-		}
-	}
-	boolean := func(key string, dst *bool) {
-		switch v := get(key).(type) {
-		case nil:
-		case bool:
-			*dst = v
-		case string:
-			b, err := strconv.ParseBool(strings.TrimSpace(v))
-			if err != nil {
-				errs = append(errs, fmt.Sprintf("the %s parameter should be a boolean, not %q", key, v))
-				return
-			}
-			*dst = b
-		default:
-			errs = append(errs, fmt.Sprintf("the %s parameter should be a boolean, not %T", key, v))
-		}
-	}
-	integer := func(key string, dst *int64) {
-		v := get(key)
-		if v == nil {
-			return
-		}
-		n, err := toInt64(v)
-		if err != nil {
-			errs = append(errs, fmt.Sprintf("the %s parameter must be an integer: %v", key, err))
-			return
-		}
-		*dst = n
-	}
-
-	str("username", &p.Username)
-	str("password", &p.Password)
-	str("authurl", &p.AuthURL)
-	str("tenant", &p.Tenant)
-	str("tenantid", &p.TenantID)
-	str("domain", &p.Domain)
-	str("domainid", &p.DomainID)
-	str("tenantdomain", &p.TenantDomain)
-	str("tenantdomainid", &p.TenantDomainID)
-	str("trustid", &p.TrustID)
-	str("region", &p.Region)
+	in.String("username", &p.Username)
+	in.String("password", &p.Password)
+	in.String("authurl", &p.AuthURL)
+	in.String("tenant", &p.Tenant)
+	in.String("tenantid", &p.TenantID)
+	in.String("domain", &p.Domain)
+	in.String("domainid", &p.DomainID)
+	in.String("tenantdomain", &p.TenantDomain)
+	in.String("tenantdomainid", &p.TenantDomainID)
+	in.String("trustid", &p.TrustID)
+	in.String("region", &p.Region)
 	authVersion := int64(p.AuthVersion)
-	integer("authversion", &authVersion)
-	str("endpointtype", &p.EndpointType)
+	in.Int("authversion", &authVersion)
+	in.String("endpointtype", &p.EndpointType)
 	p.EndpointType = strings.ToLower(strings.TrimSpace(p.EndpointType))
-	boolean("insecureskipverify", &p.InsecureSkipVerify)
-	str("container", &p.Container)
-	str("prefix", &p.Prefix)
-	integer("chunksize", &p.ChunkSize)
-	str("secretkey", &p.SecretKey)
-	str("accesskey", &p.AccessKey)
-	boolean("tempurlcontainerkey", &p.TempURLContainerKey)
-	switch v := get("tempurlmethods").(type) {
+	in.Bool("insecureskipverify", &p.InsecureSkipVerify)
+	in.String("container", &p.Container)
+	in.String("prefix", &p.Prefix)
+	in.Int("chunksize", &p.ChunkSize)
+	in.String("secretkey", &p.SecretKey)
+	in.String("accesskey", &p.AccessKey)
+	in.Bool("tempurlcontainerkey", &p.TempURLContainerKey)
+	switch v := in.Get("tempurlmethods").(type) {
 	case nil:
 	case string:
 		for _, s := range strings.Split(v, ",") {
@@ -241,16 +183,16 @@ func FromMap(m map[string]any) (Params, error) {
 		for _, e := range v {
 			s, ok := e.(string)
 			if !ok {
-				errs = append(errs, fmt.Sprintf("the tempurlmethods parameter should be a list of strings, not hold %T", e))
+				in.Errorf("the tempurlmethods parameter should be a list of strings, not hold %T", e)
 				break
 			}
 			p.TempURLMethods = append(p.TempURLMethods, strings.ToUpper(strings.TrimSpace(s)))
 		}
 	default:
-		errs = append(errs, fmt.Sprintf("the tempurlmethods parameter should be a list of strings, not %T", v))
+		in.Errorf("the tempurlmethods parameter should be a list of strings, not %T", v)
 	}
 
-	if len(errs) > 0 {
+	if errs := in.Errors(); len(errs) > 0 {
 		sort.Strings(errs)
 		return Params{}, fmt.Errorf("swift: %s", strings.Join(errs, "; "))
 	}
@@ -262,49 +204,4 @@ func FromMap(m map[string]any) (Params, error) {
 		return Params{}, err
 	}
 	return p, nil
-}
-
-// toInt64 accepts the integer forms a YAML or JSON decoder or an
-// environment variable produces.
-func toInt64(v any) (int64, error) {
-	switch v := v.(type) {
-	case int:
-		return int64(v), nil
-	case int8:
-		return int64(v), nil
-	case int16:
-		return int64(v), nil
-	case int32:
-		return int64(v), nil
-	case int64:
-		return v, nil
-	case uint:
-		return toInt64(uint64(v))
-	case uint8:
-		return int64(v), nil
-	case uint16:
-		return int64(v), nil
-	case uint32:
-		return int64(v), nil
-	case uint64:
-		if v > math.MaxInt64 {
-			return 0, fmt.Errorf("%d is too large", v)
-		}
-		return int64(v), nil
-	case float32:
-		return toInt64(float64(v))
-	case float64:
-		if v != math.Trunc(v) || v > math.MaxInt64 || v < math.MinInt64 {
-			return 0, fmt.Errorf("%v is not an integer", v)
-		}
-		return int64(v), nil
-	case string:
-		n, err := strconv.ParseInt(strings.TrimSpace(v), 0, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%q is not an integer", v)
-		}
-		return n, nil
-	default:
-		return 0, fmt.Errorf("%v (%T) is not an integer", v, v)
-	}
 }
