@@ -22,6 +22,11 @@ type BerthAuth struct {
 	TokenService *BerthTokenService `yaml:"tokenservice,omitempty"`
 	// RateLimit protects logins against guessing.
 	RateLimit BerthRateLimit `yaml:"ratelimit,omitempty"`
+	// ClientCertificates makes a verified TLS client certificate (see
+	// http.tls.clientcas) a login: its subject common name is the account
+	// that policy rules match, for requests and at the token endpoint that
+	// carry no other credentials.
+	ClientCertificates bool `yaml:"clientcertificates,omitempty"`
 }
 
 // BerthHTPasswd is one berth.auth.htpasswd entry.

@@ -26,6 +26,7 @@ import (
 	"github.com/berth-registry/berth/internal/auth/token"
 	"github.com/berth-registry/berth/internal/forwarded"
 	"github.com/berth-registry/berth/internal/logctx"
+	"github.com/berth-registry/berth/internal/tlsconf"
 )
 
 // Mode selects how clients authenticate to the registry.
@@ -103,6 +104,10 @@ type Options struct {
 	// (identity) tokens.
 	Expiry        time.Duration
 	RefreshExpiry time.Duration
+	// ClientCertificates accepts a verified TLS client certificate as a
+	// login when a request carries no other credentials: its common name is
+	// the account (berth.auth.clientcertificates).
+	ClientCertificates bool
 	// Limiter slows down and refuses repeated failures; nil: none.
 	Limiter *ratelimit.Limiter
 	// TrustedProxies are the addresses whose X-Forwarded-For is believed
@@ -235,6 +240,9 @@ func (g *Gate) Authorize(r *http.Request, access []auth.Access) (auth.Identity, 
 func (g *Gate) caller(r *http.Request, access []auth.Access) (caller, error) {
 	vals := r.Header.Values("Authorization")
 	if len(vals) == 0 {
+		if p := g.certPrincipal(r); p != nil {
+			return caller{who: p}, nil
+		}
 		return caller{}, nil
 	}
 	if len(vals) > 1 {
@@ -301,6 +309,12 @@ func (g *Gate) bearer(r *http.Request, raw, kind string) (caller, error) {
 		return c, nil
 	}
 	p := auth.Principal{Account: claims.Subject, Groups: claims.Berth.Groups, Source: claims.Berth.Source, Ref: claims.Berth.Ref}
+	if p.Source == clientCertSource && g.o.ClientCertificates {
+		// Nothing to re-check: the certificate was verified when the token
+		// was issued, and the token expires before long.
+		c.who = &p
+		return c, nil
+	}
 	cur, err := g.o.Sources.Lookup(r.Context(), p)
 	switch {
 	case err == nil:
@@ -315,6 +329,22 @@ func (g *Gate) bearer(r *http.Request, raw, kind string) (caller, error) {
 		c.who = &p
 	}
 	return c, nil
+}
+
+// clientCertSource names client-certificate logins in principals and tokens.
+const clientCertSource = "clientcert"
+
+// certPrincipal is the account of a verified client certificate, when
+// those count as logins.
+func (g *Gate) certPrincipal(r *http.Request) *auth.Principal {
+	if !g.o.ClientCertificates {
+		return nil
+	}
+	name, ok := tlsconf.ClientIdentity(r)
+	if !ok || name == "" {
+		return nil
+	}
+	return &auth.Principal{Account: name, Source: clientCertSource}
 }
 
 // login checks Basic credentials with brute-force protection.

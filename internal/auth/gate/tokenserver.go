@@ -108,6 +108,8 @@ func (g *Gate) serveToken(w http.ResponseWriter, r *http.Request) {
 		}
 		who, err = g.login(r, nil, user, pass)
 		offline = get("offline_token") == "true"
+	} else {
+		who = g.certPrincipal(r)
 	}
 	if err != nil {
 		var ae *auth.Error

@@ -99,6 +99,9 @@ func build(cfg *config.Config, log *slog.Logger, dryRun bool) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if ba.ClientCertificates && (cfg.HTTP.TLS == nil || len(cfg.HTTP.TLS.ClientCAs) == 0) {
+		return nil, errors.New("berth.auth.clientcertificates needs http.tls.clientcas: without it no client certificate is verified")
+	}
 	o := gate.Options{
 		Sources:        sources,
 		Policy:         pol,
@@ -107,6 +110,8 @@ func build(cfg *config.Config, log *slog.Logger, dryRun bool) (*Result, error) {
 		Host:           cfg.HTTP.Host,
 		Prefix:         cfg.HTTP.Prefix,
 		Logger:         log,
+
+		ClientCertificates: ba.ClientCertificates,
 	}
 	ts := ba.TokenService
 	if ts == nil && pol != nil && pol.MayList(nil) {
