@@ -129,3 +129,25 @@ func CheckPath(p string) error {
 	}
 	return nil
 }
+
+// CheckOp is what a driver runs first for operation op on p: CheckPath,
+// then a cancelled ctx gives up early, wrapped with op and p.
+func CheckOp(ctx context.Context, op, p string) error {
+	if err := CheckPath(p); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return &PathError{Op: op, Path: p, Err: err}
+	}
+	return nil
+}
+
+// CheckObject is CheckOp for operations that create, replace, remove or
+// address an object: "/" names the root directory, never an object, and
+// must not be deleted or moved.
+func CheckObject(ctx context.Context, op, p string) error {
+	if p == "/" {
+		return &PathError{Op: op, Path: p, Err: ErrInvalidPath}
+	}
+	return CheckOp(ctx, op, p)
+}

@@ -72,7 +72,7 @@ func (d *Driver) fullPath(p string) string {
 
 // GetContent implements storage.Driver.
 func (d *Driver) GetContent(ctx context.Context, p string) ([]byte, error) {
-	if err := check(ctx, "get", p); err != nil {
+	if err := storage.CheckOp(ctx, "get", p); err != nil {
 		return nil, err
 	}
 	f, err := d.openRegular("get", p)
@@ -90,7 +90,7 @@ func (d *Driver) GetContent(ctx context.Context, p string) ([]byte, error) {
 // Reader implements storage.Driver. The reader is the *os.File itself so the
 // HTTP layer can hand it to http.ServeContent / sendfile.
 func (d *Driver) Reader(ctx context.Context, p string, offset int64) (io.ReadCloser, error) {
-	if err := check(ctx, "reader", p); err != nil {
+	if err := storage.CheckOp(ctx, "reader", p); err != nil {
 		return nil, err
 	}
 	if offset < 0 {
@@ -133,7 +133,7 @@ func (d *Driver) openRegular(op, p string) (*os.File, error) {
 // see the old or the new file, never a partial one, and a crash leaves at most
 // a hidden temp file behind.
 func (d *Driver) PutContent(ctx context.Context, p string, content []byte) (err error) {
-	if err := checkObject(ctx, "put", p); err != nil {
+	if err := storage.CheckObject(ctx, "put", p); err != nil {
 		return err
 	}
 	full := d.fullPath(p)
@@ -183,7 +183,7 @@ func createTemp(dir string) (*os.File, error) {
 // itself (uploads live at _uploads/<id>/data and are moved into place), so a
 // closed writer can be resumed by any process sharing the root.
 func (d *Driver) Writer(ctx context.Context, p string, resume bool) (storage.FileWriter, error) {
-	if err := checkObject(ctx, "writer", p); err != nil {
+	if err := storage.CheckObject(ctx, "writer", p); err != nil {
 		return nil, err
 	}
 	full := d.fullPath(p)
@@ -217,7 +217,7 @@ func (d *Driver) Writer(ctx context.Context, p string, resume bool) (storage.Fil
 
 // Stat implements storage.Driver.
 func (d *Driver) Stat(ctx context.Context, p string) (storage.FileInfo, error) {
-	if err := check(ctx, "stat", p); err != nil {
+	if err := storage.CheckOp(ctx, "stat", p); err != nil {
 		return storage.FileInfo{}, err
 	}
 	fi, err := os.Stat(d.fullPath(p))
@@ -235,7 +235,7 @@ func (d *Driver) Stat(ctx context.Context, p string) (storage.FileInfo, error) {
 // not address (temp files, "lost+found" at a mount point, ...) are skipped so
 // every returned path is usable with the other methods.
 func (d *Driver) List(ctx context.Context, p string) ([]string, error) {
-	if err := check(ctx, "list", p); err != nil {
+	if err := storage.CheckOp(ctx, "list", p); err != nil {
 		return nil, err
 	}
 	dir, err := os.Open(d.fullPath(p))
@@ -260,10 +260,10 @@ func (d *Driver) List(ctx context.Context, p string) ([]string, error) {
 
 // Move implements storage.Driver.
 func (d *Driver) Move(ctx context.Context, src, dst string) error {
-	if err := checkObject(ctx, "move", src); err != nil {
+	if err := storage.CheckObject(ctx, "move", src); err != nil {
 		return err
 	}
-	if err := checkObject(ctx, "move", dst); err != nil {
+	if err := storage.CheckObject(ctx, "move", dst); err != nil {
 		return err
 	}
 	fullSrc, fullDst := d.fullPath(src), d.fullPath(dst)
@@ -291,7 +291,7 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 
 // Delete implements storage.Driver.
 func (d *Driver) Delete(ctx context.Context, p string) error {
-	if err := checkObject(ctx, "delete", p); err != nil {
+	if err := storage.CheckObject(ctx, "delete", p); err != nil {
 		return err
 	}
 	full := d.fullPath(p)
@@ -303,27 +303,6 @@ func (d *Driver) Delete(ctx context.Context, p string) error {
 		return wrapErr("delete", p, err)
 	}
 	return nil
-}
-
-// check validates p and gives up early on a cancelled context.
-func check(ctx context.Context, op, p string) error {
-	if err := storage.CheckPath(p); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return &storage.PathError{Op: op, Path: p, Err: err}
-	}
-	return nil
-}
-
-// checkObject is check for operations that create, replace or remove an
-// object: "/" names the root directory, never an object, and must not be
-// deleted or moved.
-func checkObject(ctx context.Context, op, p string) error {
-	if p == "/" {
-		return &storage.PathError{Op: op, Path: p, Err: storage.ErrInvalidPath}
-	}
-	return check(ctx, op, p)
 }
 
 // lookupErr wraps an error from looking up p, translating "missing" into

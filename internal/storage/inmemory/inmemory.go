@@ -53,7 +53,7 @@ var (
 
 // GetContent implements storage.Driver.
 func (d *Driver) GetContent(ctx context.Context, p string) ([]byte, error) {
-	if err := check(ctx, "get", p); err != nil {
+	if err := storage.CheckOp(ctx, "get", p); err != nil {
 		return nil, err
 	}
 	d.mu.RLock()
@@ -67,7 +67,7 @@ func (d *Driver) GetContent(ctx context.Context, p string) ([]byte, error) {
 
 // PutContent implements storage.Driver.
 func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error {
-	if err := checkObject(ctx, "put", p); err != nil {
+	if err := storage.CheckObject(ctx, "put", p); err != nil {
 		return err
 	}
 	d.mu.Lock()
@@ -83,7 +83,7 @@ func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error
 
 // Reader implements storage.Driver.
 func (d *Driver) Reader(ctx context.Context, p string, offset int64) (io.ReadCloser, error) {
-	if err := check(ctx, "reader", p); err != nil {
+	if err := storage.CheckOp(ctx, "reader", p); err != nil {
 		return nil, err
 	}
 	if offset < 0 {
@@ -102,7 +102,7 @@ func (d *Driver) Reader(ctx context.Context, p string, offset int64) (io.ReadClo
 
 // Writer implements storage.Driver.
 func (d *Driver) Writer(ctx context.Context, p string, resume bool) (storage.FileWriter, error) {
-	if err := checkObject(ctx, "writer", p); err != nil {
+	if err := storage.CheckObject(ctx, "writer", p); err != nil {
 		return nil, err
 	}
 	d.mu.Lock()
@@ -124,7 +124,7 @@ func (d *Driver) Writer(ctx context.Context, p string, resume bool) (storage.Fil
 
 // Stat implements storage.Driver.
 func (d *Driver) Stat(ctx context.Context, p string) (storage.FileInfo, error) {
-	if err := check(ctx, "stat", p); err != nil {
+	if err := storage.CheckOp(ctx, "stat", p); err != nil {
 		return storage.FileInfo{}, err
 	}
 	d.mu.RLock()
@@ -149,7 +149,7 @@ func (d *Driver) Stat(ctx context.Context, p string) (storage.FileInfo, error) {
 
 // List implements storage.Driver.
 func (d *Driver) List(ctx context.Context, p string) ([]string, error) {
-	if err := check(ctx, "list", p); err != nil {
+	if err := storage.CheckOp(ctx, "list", p); err != nil {
 		return nil, err
 	}
 	d.mu.RLock()
@@ -172,10 +172,10 @@ func (d *Driver) List(ctx context.Context, p string) ([]string, error) {
 
 // Move implements storage.Driver.
 func (d *Driver) Move(ctx context.Context, src, dst string) error {
-	if err := checkObject(ctx, "move", src); err != nil {
+	if err := storage.CheckObject(ctx, "move", src); err != nil {
 		return err
 	}
-	if err := checkObject(ctx, "move", dst); err != nil {
+	if err := storage.CheckObject(ctx, "move", dst); err != nil {
 		return err
 	}
 	d.mu.Lock()
@@ -222,7 +222,7 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 
 // Delete implements storage.Driver.
 func (d *Driver) Delete(ctx context.Context, p string) error {
-	if err := checkObject(ctx, "delete", p); err != nil {
+	if err := storage.CheckObject(ctx, "delete", p); err != nil {
 		return err
 	}
 	d.mu.Lock()
@@ -271,25 +271,6 @@ func dirPrefix(p string) string {
 		return p
 	}
 	return p + "/"
-}
-
-func check(ctx context.Context, op, p string) error {
-	if err := storage.CheckPath(p); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return &storage.PathError{Op: op, Path: p, Err: err}
-	}
-	return nil
-}
-
-// checkObject rejects "/" for operations on objects, as the filesystem
-// driver does: the root is a directory and must not be deleted or moved.
-func checkObject(ctx context.Context, op, p string) error {
-	if p == "/" {
-		return &storage.PathError{Op: op, Path: p, Err: storage.ErrInvalidPath}
-	}
-	return check(ctx, op, p)
 }
 
 func notFound(op, p string) error {
