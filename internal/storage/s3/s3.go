@@ -41,7 +41,6 @@ import (
 	"path"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -49,6 +48,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/encrypt"
 
 	"github.com/berth-registry/berth/internal/storage"
+	"github.com/berth-registry/berth/internal/storage/objstore"
 )
 
 // Driver is a storage.Driver backed by an S3 bucket.
@@ -62,11 +62,9 @@ type Driver struct {
 	putOpts     minio.PutObjectOptions // for PutObject and new multipart uploads
 	copyHeaders map[string]string      // the same settings as request headers, for CopyObject
 
-	notObjects *ancestorCache
+	notObjects *objstore.AncestorCache
 
-	bufPool sync.Pool // *[]byte of cap ChunkSize
-	// buffers counts the part buffers writers hold right now.
-	buffers atomic.Int64
+	bufs *objstore.BufferPool // part buffers of ChunkSize, counted while writers hold them
 }
 
 var _ storage.Driver = (*Driver)(nil)
@@ -122,14 +120,14 @@ func New(ctx context.Context, p Params) (*Driver, error) {
 		bucket:     p.Bucket,
 		prefix:     strings.TrimLeft(strings.TrimRight(p.RootDirectory, "/")+"/", "/"),
 		params:     p,
-		notObjects: newAncestorCache(ancestorTTL, 100_000),
+		notObjects: objstore.NewAncestorCache(objstore.AncestorTTL, 100_000),
+		bufs:       objstore.NewBufferPool(p.ChunkSize),
 		copyHeaders: map[string]string{
 			// Copies keep the source's content type; settings below
 			// are not metadata and apply either way.
 			"x-amz-metadata-directive": "COPY",
 		},
 	}
-	d.bufPool.New = func() any { b := make([]byte, 0, p.ChunkSize); return &b }
 
 	d.putOpts.ContentType = "application/octet-stream"
 	d.putOpts.UserMetadata = map[string]string{}
@@ -338,7 +336,7 @@ func (d *Driver) GetContent(ctx context.Context, p string) ([]byte, error) {
 
 // Reader implements storage.Driver with a (ranged) GET.
 func (d *Driver) Reader(ctx context.Context, p string, offset int64) (io.ReadCloser, error) {
-	if err := check(ctx, "reader", p); err != nil {
+	if err := storage.CheckOp(ctx, "reader", p); err != nil {
 		return nil, err
 	}
 	if offset < 0 {
@@ -367,7 +365,7 @@ func (d *Driver) Reader(ctx context.Context, p string, offset int64) (io.ReadClo
 // PutContent implements storage.Driver with a single PUT, which S3 applies
 // atomically.
 func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error {
-	if err := checkObject(ctx, "put", p); err != nil {
+	if err := storage.CheckObject(ctx, "put", p); err != nil {
 		return err
 	}
 	if err := d.checkWritable(ctx, "put", p); err != nil {
@@ -377,14 +375,14 @@ func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error
 	if err != nil {
 		return d.wrap("put", p, err)
 	}
-	d.notObjects.forget(p)
+	d.notObjects.Forget(p)
 	return nil
 }
 
 // Stat implements storage.Driver: a HEAD, and if there is no object, a
 // one-key listing below the path.
 func (d *Driver) Stat(ctx context.Context, p string) (storage.FileInfo, error) {
-	if err := check(ctx, "stat", p); err != nil {
+	if err := storage.CheckOp(ctx, "stat", p); err != nil {
 		return storage.FileInfo{}, err
 	}
 	if p == "/" {
@@ -409,7 +407,7 @@ func (d *Driver) Stat(ctx context.Context, p string) (storage.FileInfo, error) {
 
 // List implements storage.Driver with a delimited, paginated listing.
 func (d *Driver) List(ctx context.Context, p string) ([]string, error) {
-	if err := check(ctx, "list", p); err != nil {
+	if err := storage.CheckOp(ctx, "list", p); err != nil {
 		return nil, err
 	}
 	prefix := d.dirPrefix(p)
@@ -446,10 +444,10 @@ func (d *Driver) List(ctx context.Context, p string) ([]string, error) {
 // deleted. The destination appears in one step (CopyObject or
 // CompleteMultipartUpload). A directory is moved object by object.
 func (d *Driver) Move(ctx context.Context, src, dst string) error {
-	if err := checkObject(ctx, "move", src); err != nil {
+	if err := storage.CheckObject(ctx, "move", src); err != nil {
 		return err
 	}
-	if err := checkObject(ctx, "move", dst); err != nil {
+	if err := storage.CheckObject(ctx, "move", dst); err != nil {
 		return err
 	}
 	info, found, err := d.head(ctx, d.Key(src))
@@ -468,7 +466,7 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 	if err := d.copyObject(ctx, d.Key(src), d.Key(dst), info); err != nil {
 		return d.wrap("move", dst, err)
 	}
-	d.notObjects.forget(dst)
+	d.notObjects.Forget(dst)
 	if err := d.client.RemoveObject(ctx, d.bucket, d.Key(src), minio.RemoveObjectOptions{}); err != nil {
 		return d.wrap("move", src, err)
 	}
@@ -512,7 +510,7 @@ func (d *Driver) moveDir(ctx context.Context, src, dst string) error {
 		if err := d.copyObject(ctx, obj.Key, dstPrefix+rel, obj); err != nil {
 			return d.wrap("move", dst, err)
 		}
-		d.notObjects.forget(path.Join(dst, rel))
+		d.notObjects.Forget(path.Join(dst, rel))
 	}
 	return d.removeKeys(ctx, "move", src, func(yield func(string) bool) {
 		for _, obj := range objs {
@@ -526,7 +524,7 @@ func (d *Driver) moveDir(ctx context.Context, src, dst string) error {
 // Delete implements storage.Driver: the object at the path and every key
 // below it, with batched DeleteObjects.
 func (d *Driver) Delete(ctx context.Context, p string) error {
-	if err := checkObject(ctx, "delete", p); err != nil {
+	if err := storage.CheckObject(ctx, "delete", p); err != nil {
 		return err
 	}
 	key := d.Key(p)
@@ -603,7 +601,7 @@ func (d *Driver) URLFor(ctx context.Context, p string, expiry time.Duration) (st
 // URLForMethod is URLFor for GET or HEAD requests (a presigned URL is only
 // valid for the method it was signed for).
 func (d *Driver) URLForMethod(ctx context.Context, method, p string, expiry time.Duration) (string, error) {
-	if err := checkObject(ctx, "url", p); err != nil {
+	if err := storage.CheckObject(ctx, "url", p); err != nil {
 		return "", err
 	}
 	var u *url.URL
@@ -664,12 +662,7 @@ var (
 // checkWritable refuses to create an object at p when p is a directory or
 // one of its ancestors is an object. The checks run concurrently.
 func (d *Driver) checkWritable(ctx context.Context, op, p string) error {
-	var ancestors []string
-	for a := path.Dir(p); a != "/"; a = path.Dir(a) {
-		if !d.notObjects.has(a) {
-			ancestors = append(ancestors, a)
-		}
-	}
+	ancestors := d.notObjects.Uncached(p)
 	errs := make([]error, len(ancestors)+1)
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -690,7 +683,7 @@ func (d *Driver) checkWritable(ctx context.Context, op, p string) error {
 			case found:
 				errs[i+1] = &storage.PathError{Op: op, Path: p, Err: fmt.Errorf("%w: %s", errParentObject, a)}
 			default:
-				d.notObjects.add(a)
+				d.notObjects.Add(a)
 			}
 		})
 	}
@@ -822,70 +815,4 @@ func (d *Driver) wrap(op, p string, err error) error {
 		err = storage.ErrNotFound
 	}
 	return &storage.PathError{Op: op, Path: p, Err: err}
-}
-
-// check validates p and gives up early on a cancelled context.
-func check(ctx context.Context, op, p string) error {
-	if err := storage.CheckPath(p); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return &storage.PathError{Op: op, Path: p, Err: err}
-	}
-	return nil
-}
-
-// checkObject is check for operations on an object: "/" is the root
-// directory and never one.
-func checkObject(ctx context.Context, op, p string) error {
-	if p == "/" {
-		return &storage.PathError{Op: op, Path: p, Err: storage.ErrInvalidPath}
-	}
-	return check(ctx, op, p)
-}
-
-// ancestorTTL is how long a path found not to be an object is trusted to
-// stay one. Registry paths never turn from directories into objects; the
-// bound only limits how long a bucket changed behind berth's back can go
-// unnoticed by the conflict checks.
-const ancestorTTL = 30 * time.Second
-
-// ancestorCache remembers paths recently found not to be objects, so that
-// writes deep in the tree do not HEAD every ancestor every time.
-type ancestorCache struct {
-	ttl time.Duration
-	max int
-	mu  sync.Mutex
-	m   map[string]time.Time
-}
-
-func newAncestorCache(ttl time.Duration, max int) *ancestorCache {
-	return &ancestorCache{ttl: ttl, max: max, m: make(map[string]time.Time)}
-}
-
-func (c *ancestorCache) has(p string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t, ok := c.m[p]
-	if ok && time.Since(t) > c.ttl {
-		delete(c.m, p)
-		ok = false
-	}
-	return ok
-}
-
-func (c *ancestorCache) add(p string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= c.max {
-		clear(c.m)
-	}
-	c.m[p] = time.Now()
-}
-
-// forget drops p: an object was just written there.
-func (c *ancestorCache) forget(p string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, p)
 }

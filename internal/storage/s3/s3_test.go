@@ -465,8 +465,8 @@ func TestParallelPartsBoundedMemory(t *testing.T) {
 	if peak > concurrency+1 {
 		t.Errorf("writer held %d part buffers at once, want at most %d", peak, concurrency+1)
 	}
-	if held != 0 || d.buffers.Load() != 0 {
-		t.Errorf("%d buffers (driver: %d) still held after Close", held, d.buffers.Load())
+	if held != 0 || d.bufs.Held() != 0 {
+		t.Errorf("%d buffers (driver: %d) still held after Close", held, d.bufs.Held())
 	}
 	t.Logf("peak part buffers %d of %d MiB; %d part uploads in flight at most", peak, p.ChunkSize>>20, maxSeen)
 

@@ -21,7 +21,7 @@ import (
 // finished (a crashed process) is aborted here: it can only be garbage,
 // since a session completes or aborts its own upload when it ends.
 func (d *Driver) Writer(ctx context.Context, p string, resume bool) (storage.FileWriter, error) {
-	if err := checkObject(ctx, "writer", p); err != nil {
+	if err := storage.CheckObject(ctx, "writer", p); err != nil {
 		return nil, err
 	}
 	key := d.Key(p)
@@ -428,7 +428,7 @@ func (w *writer) store(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		w.d.notObjects.forget(w.path)
+		w.d.notObjects.Forget(w.path)
 		return nil
 	}
 	w.mu.Lock()
@@ -456,7 +456,7 @@ func (w *writer) store(ctx context.Context) error {
 		return err
 	}
 	w.uploadID = ""
-	w.d.notObjects.forget(w.path)
+	w.d.notObjects.Forget(w.path)
 	return nil
 }
 
@@ -481,20 +481,17 @@ func (w *writer) release() {
 }
 
 func (w *writer) getBuf() []byte {
-	bp := w.d.bufPool.Get().(*[]byte)
-	w.d.buffers.Add(1)
+	b := w.d.bufs.Get()
 	w.mu.Lock()
 	w.buffers++
 	w.peak = max(w.peak, w.buffers)
 	w.mu.Unlock()
-	return (*bp)[:0]
+	return b
 }
 
 func (w *writer) putBuf(b []byte) {
 	w.mu.Lock()
 	w.buffers--
 	w.mu.Unlock()
-	w.d.buffers.Add(-1)
-	b = b[:0]
-	w.d.bufPool.Put(&b)
+	w.d.bufs.Put(b)
 }

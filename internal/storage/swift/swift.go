@@ -107,6 +107,7 @@ import (
 	"github.com/ncw/swift/v2"
 
 	"github.com/berth-registry/berth/internal/storage"
+	"github.com/berth-registry/berth/internal/storage/objstore"
 )
 
 // contentType is what registry:2 stores every object with.
@@ -138,9 +139,9 @@ type Driver struct {
 	tempURLMethods []string
 	tempURLDigest  string // "sha256" or "sha1"
 
-	notObjects *ancestorCache
+	notObjects *objstore.AncestorCache
 
-	bufPool sync.Pool // *[]byte of cap ChunkSize
+	bufs *objstore.BufferPool // segment buffers of ChunkSize
 }
 
 var _ storage.Driver = (*Driver)(nil)
@@ -192,9 +193,9 @@ func New(ctx context.Context, p Params) (*Driver, error) {
 		conn:       conn,
 		container:  p.Container,
 		params:     p,
-		notObjects: newAncestorCache(ancestorTTL, 100_000),
+		notObjects: objstore.NewAncestorCache(objstore.AncestorTTL, 100_000),
+		bufs:       objstore.NewBufferPool(p.ChunkSize),
 	}
-	d.bufPool.New = func() any { b := make([]byte, 0, p.ChunkSize); return &b }
 
 	containerKey := p.TempURLContainerKey
 	d.tempURLMethods = p.TempURLMethods
@@ -389,7 +390,7 @@ func parseManifest(v string) (container, prefix string) {
 
 // GetContent implements storage.Driver: Reader from offset 0, read whole.
 func (d *Driver) GetContent(ctx context.Context, p string) ([]byte, error) {
-	if err := check(ctx, "get", p); err != nil {
+	if err := storage.CheckOp(ctx, "get", p); err != nil {
 		return nil, err
 	}
 	if p == "/" {
@@ -417,7 +418,7 @@ func (d *Driver) GetContent(ctx context.Context, p string) ([]byte, error) {
 // rate_limit_after_segment and rate_limit_segments_per_sec defaults),
 // 20 MB/s for registry:2's 20 MiB segments.
 func (d *Driver) Reader(ctx context.Context, p string, offset int64) (io.ReadCloser, error) {
-	if err := check(ctx, "reader", p); err != nil {
+	if err := storage.CheckOp(ctx, "reader", p); err != nil {
 		return nil, err
 	}
 	if offset < 0 {
@@ -649,7 +650,7 @@ func isTrue(s string) bool {
 // PutContent implements storage.Driver with a single PUT, which Swift
 // applies atomically. The MD5 is checked by the server.
 func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error {
-	if err := checkObject(ctx, "put", p); err != nil {
+	if err := storage.CheckObject(ctx, "put", p); err != nil {
 		return err
 	}
 	old, err := d.checkWritable(ctx, "put", p)
@@ -660,7 +661,7 @@ func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error
 	if err := d.putObject(ctx, d.container, name, content, nil); err != nil {
 		return d.wrap("put", p, err)
 	}
-	d.notObjects.forget(p)
+	d.notObjects.Forget(p)
 	d.dropReplaced(ctx, old.manifest, "")
 	return nil
 }
@@ -722,7 +723,7 @@ func transient(err error) bool {
 // Stat implements storage.Driver: a HEAD, and if there is no object, a
 // one-entry delimited listing below the path.
 func (d *Driver) Stat(ctx context.Context, p string) (storage.FileInfo, error) {
-	if err := check(ctx, "stat", p); err != nil {
+	if err := storage.CheckOp(ctx, "stat", p); err != nil {
 		return storage.FileInfo{}, err
 	}
 	if p == "/" {
@@ -756,7 +757,7 @@ func (d *Driver) hasChildren(ctx context.Context, p string) (bool, error) {
 
 // List implements storage.Driver with a delimited, paginated listing.
 func (d *Driver) List(ctx context.Context, p string) ([]string, error) {
-	if err := check(ctx, "list", p); err != nil {
+	if err := storage.CheckOp(ctx, "list", p); err != nil {
 		return nil, err
 	}
 	prefix := d.dirPrefix(p)
@@ -806,10 +807,10 @@ func (d *Driver) walk(ctx context.Context, prefix string, fn func([]swift.Object
 
 // Move implements storage.Driver (see the package documentation).
 func (d *Driver) Move(ctx context.Context, src, dst string) error {
-	if err := checkObject(ctx, "move", src); err != nil {
+	if err := storage.CheckObject(ctx, "move", src); err != nil {
 		return err
 	}
-	if err := checkObject(ctx, "move", dst); err != nil {
+	if err := storage.CheckObject(ctx, "move", dst); err != nil {
 		return err
 	}
 	obj, found, err := d.head(ctx, d.ObjectName(src))
@@ -832,7 +833,7 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 		}
 		return d.wrap("move", dst, err)
 	}
-	d.notObjects.forget(dst)
+	d.notObjects.Forget(dst)
 	d.dropReplaced(ctx, old.manifest, obj.manifest)
 	return nil
 }
@@ -910,7 +911,7 @@ func (d *Driver) moveDir(ctx context.Context, src, dst string) error {
 		if err := d.moveObject(ctx, o.Name, dstPrefix+rel, obj); err != nil && !errors.Is(err, swift.ObjectNotFound) {
 			return d.wrap("move", dst, err)
 		}
-		d.notObjects.forget(path.Join(dst, rel))
+		d.notObjects.Forget(path.Join(dst, rel))
 	}
 	return nil
 }
@@ -918,7 +919,7 @@ func (d *Driver) moveDir(ctx context.Context, src, dst string) error {
 // Delete implements storage.Driver: the object at the path and every
 // object below it, with the segments of the manifests among them.
 func (d *Driver) Delete(ctx context.Context, p string) error {
-	if err := checkObject(ctx, "delete", p); err != nil {
+	if err := storage.CheckObject(ctx, "delete", p); err != nil {
 		return err
 	}
 	name := d.ObjectName(p)
@@ -1097,7 +1098,7 @@ func (d *Driver) URLFor(ctx context.Context, p string, expiry time.Duration) (st
 // URLForMethod is URLFor for GET or HEAD requests (a URL signed for GET
 // also answers HEAD).
 func (d *Driver) URLForMethod(ctx context.Context, method, p string, expiry time.Duration) (string, error) {
-	if err := checkObject(ctx, "url", p); err != nil {
+	if err := storage.CheckObject(ctx, "url", p); err != nil {
 		return "", err
 	}
 	if method == http.MethodHead {
@@ -1156,12 +1157,7 @@ type existing struct {
 // one of its ancestors is an object, and reports the object p holds now.
 // The requests run concurrently.
 func (d *Driver) checkWritable(ctx context.Context, op, p string) (existing, error) {
-	var ancestors []string
-	for a := path.Dir(p); a != "/"; a = path.Dir(a) {
-		if !d.notObjects.has(a) {
-			ancestors = append(ancestors, a)
-		}
-	}
+	ancestors := d.notObjects.Uncached(p)
 	errs := make([]error, len(ancestors)+2)
 	var cur existing
 	var wg sync.WaitGroup
@@ -1190,7 +1186,7 @@ func (d *Driver) checkWritable(ctx context.Context, op, p string) (existing, err
 			case found:
 				errs[i+2] = &storage.PathError{Op: op, Path: p, Err: fmt.Errorf("%w: %s", errParentObject, a)}
 			default:
-				d.notObjects.add(a)
+				d.notObjects.Add(a)
 			}
 		})
 	}
@@ -1217,70 +1213,4 @@ func (d *Driver) wrap(op, p string, err error) error {
 		err = storage.ErrNotFound
 	}
 	return &storage.PathError{Op: op, Path: p, Err: err}
-}
-
-// check validates p and gives up early on a cancelled context.
-func check(ctx context.Context, op, p string) error {
-	if err := storage.CheckPath(p); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return &storage.PathError{Op: op, Path: p, Err: err}
-	}
-	return nil
-}
-
-// checkObject is check for operations on an object: "/" is the root
-// directory and never one.
-func checkObject(ctx context.Context, op, p string) error {
-	if p == "/" {
-		return &storage.PathError{Op: op, Path: p, Err: storage.ErrInvalidPath}
-	}
-	return check(ctx, op, p)
-}
-
-// ancestorTTL is how long a path found not to be an object is trusted to
-// stay one. Registry paths never turn from directories into objects; the
-// bound only limits how long a container changed behind berth's back can go
-// unnoticed by the conflict checks.
-const ancestorTTL = 30 * time.Second
-
-// ancestorCache remembers paths recently found not to be objects, so that
-// writes deep in the tree do not HEAD every ancestor every time.
-type ancestorCache struct {
-	ttl time.Duration
-	max int
-	mu  sync.Mutex
-	m   map[string]time.Time
-}
-
-func newAncestorCache(ttl time.Duration, max int) *ancestorCache {
-	return &ancestorCache{ttl: ttl, max: max, m: make(map[string]time.Time)}
-}
-
-func (c *ancestorCache) has(p string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t, ok := c.m[p]
-	if ok && time.Since(t) > c.ttl {
-		delete(c.m, p)
-		ok = false
-	}
-	return ok
-}
-
-func (c *ancestorCache) add(p string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= c.max {
-		clear(c.m)
-	}
-	c.m[p] = time.Now()
-}
-
-// forget drops p: an object was just written there.
-func (c *ancestorCache) forget(p string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, p)
 }

@@ -19,7 +19,7 @@ import (
 // closed or committed; with resume=true it continues the object at the
 // path (ErrNotFound if there is none).
 func (d *Driver) Writer(ctx context.Context, p string, resume bool) (storage.FileWriter, error) {
-	if err := checkObject(ctx, "writer", p); err != nil {
+	if err := storage.CheckObject(ctx, "writer", p); err != nil {
 		return nil, err
 	}
 	w := &writer{d: d, path: p, name: d.ObjectName(p), fresh: !resume}
@@ -166,7 +166,7 @@ func (w *writer) Write(b []byte) (int, error) {
 			}
 		}
 		if w.buf == nil {
-			w.buf = w.d.getBuf()
+			w.buf = w.d.bufs.Get()
 		}
 		c := copy(w.buf[len(w.buf):cap(w.buf)], b)
 		w.buf = w.buf[:len(w.buf)+c]
@@ -291,10 +291,10 @@ func (w *writer) prepare() error {
 				return fmt.Errorf("read the object to continue: %w", err)
 			}
 			defer f.Close()
-			buf := w.d.getBuf()
+			buf := w.d.bufs.Get()
 			n, err := io.ReadFull(f, buf[:w.base])
 			if err != nil {
-				w.d.putBuf(buf)
+				w.d.bufs.Put(buf)
 				return fmt.Errorf("read the object to continue: %w", err)
 			}
 			w.buf = buf[:n]
@@ -339,7 +339,7 @@ func (w *writer) flush() error {
 	w.pending = ch
 	go func() {
 		err := w.d.putObject(w.ctx, w.segContainer, seg, buf, nil)
-		w.d.putBuf(buf)
+		w.d.bufs.Put(buf)
 		ch <- err
 	}()
 	return nil
@@ -389,7 +389,7 @@ func (w *writer) store(ctx context.Context) error {
 			return err
 		}
 		w.lastSeg = ""
-		w.d.putBuf(w.buf)
+		w.d.bufs.Put(w.buf)
 		w.buf = nil
 	}
 	manifest := w.segContainer + "/" + w.segPrefix
@@ -406,7 +406,7 @@ func (w *writer) store(ctx context.Context) error {
 // stored records that the session's bytes are the object's.
 func (w *writer) stored(manifest string) {
 	w.done = true
-	w.d.notObjects.forget(w.path)
+	w.d.notObjects.Forget(w.path)
 	if w.replaces != "" {
 		w.d.dropReplaced(w.ctx, w.replaces, manifest)
 		w.replaces = ""
@@ -438,7 +438,7 @@ func (w *writer) release() {
 		w.pending = nil
 	}
 	if w.buf != nil {
-		w.d.putBuf(w.buf)
+		w.d.bufs.Put(w.buf)
 		w.buf = nil
 	}
 }
@@ -469,13 +469,4 @@ func (d *Driver) waitSize(ctx context.Context, name string, want int64) error {
 		}
 		pause = min(2*pause, time.Second)
 	}
-}
-
-func (d *Driver) getBuf() []byte {
-	return (*d.bufPool.Get().(*[]byte))[:0]
-}
-
-func (d *Driver) putBuf(b []byte) {
-	b = b[:0]
-	d.bufPool.Put(&b)
 }
