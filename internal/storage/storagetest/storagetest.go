@@ -960,7 +960,7 @@ func wantErr(t *testing.T, what string, err, target error) {
 
 func randomBytes(seed uint64, n int) []byte {
 	b := make([]byte, n)
-	rand.NewChaCha8([32]byte{byte(seed)}).Read(b)
+	rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8)}).Read(b)
 	return b
 }
 
