@@ -109,7 +109,9 @@ func (r *Registry) AppendUpload(ctx context.Context, repo, id string, start int6
 	if err != nil {
 		return u, err
 	}
-	_, cerr := r.streamInto(ctx, repo, id, w, h, body)
+	before := w.Size()
+	_, cerr := r.copyHashed(w, h, body, id)
+	r.saveHashState(ctx, repo, id, h, before, w.Size())
 	// Close is what makes the chunk durable (an fsync, or completing an
 	// object store's multipart upload): its failure fails the request, and
 	// the size reported is what storage kept.
@@ -140,8 +142,16 @@ func (r *Registry) FinishUpload(ctx context.Context, repo, id string, start int6
 	if err != nil {
 		return BlobInfo{}, err
 	}
+	return r.finish(ctx, repo, id, w, h, body, d)
+}
+
+// finish streams the last bytes (body may be nil) into an upload's writer,
+// makes them durable, verifies the whole upload against d and publishes the
+// blob. No hash state is saved: the upload either ends here or, if the body
+// was cut, is resumed and verified by re-reading.
+func (r *Registry) finish(ctx context.Context, repo, id string, w storage.FileWriter, h hash.Hash, body io.Reader, d digest.Digest) (BlobInfo, error) {
 	if body != nil {
-		if _, err := r.streamInto(ctx, repo, id, w, h, body); err != nil {
+		if _, err := r.copyHashed(w, h, body, id); err != nil {
 			w.Close()
 			return BlobInfo{}, err
 		}
@@ -188,20 +198,28 @@ func (r *Registry) CancelUpload(ctx context.Context, repo, id string) error {
 	return nil
 }
 
-// PutBlob stores a whole blob in one call (monolithic upload).
+// PutBlob stores a whole blob in one call (monolithic upload). Such an
+// upload is never resumed or asked about, so it needs neither a start marker
+// nor saved hash state, only a private name to be written under until it is
+// verified: two to four fewer syncs per blob than an upload in steps.
 func (r *Registry) PutBlob(ctx context.Context, repo string, d digest.Digest, body io.Reader) (BlobInfo, error) {
-	u, err := r.StartUpload(ctx, repo)
-	if err != nil {
+	if err := r.checkWritable(); err != nil {
 		return BlobInfo{}, err
 	}
-	info, err := r.FinishUpload(ctx, repo, u.ID, 0, body, d)
+	if err := ValidateName(repo); err != nil {
+		return BlobInfo{}, err
+	}
+	id := uuid.NewString()
+	w, err := r.driver.Writer(context.WithoutCancel(ctx), uploadDataPath(repo, id), false)
 	if err != nil {
-		// A failed finish may leave the upload behind (e.g. a broken body);
-		// a monolithic upload is never resumed, so drop it. A broken body
-		// usually means the client disconnected, which cancels ctx: the
-		// cleanup must not depend on it.
-		if derr := r.driver.Delete(context.WithoutCancel(ctx), uploadDir(repo, u.ID)); derr != nil && !isNotFound(derr) {
-			r.logger(ctx).Warn("cannot remove failed upload", "repo", repo, "upload", u.ID, "err", derr)
+		return BlobInfo{}, fmt.Errorf("put blob in %s: %w", repo, err)
+	}
+	info, err := r.finish(ctx, repo, id, w, sha256.New(), body, d)
+	if err != nil {
+		// A broken body usually means the client disconnected, which
+		// cancels ctx: the cleanup must not depend on it.
+		if derr := r.driver.Delete(context.WithoutCancel(ctx), uploadDir(repo, id)); derr != nil && !isNotFound(derr) {
+			r.logger(ctx).Warn("cannot remove failed upload", "repo", repo, "upload", id, "err", derr)
 		}
 	}
 	return info, err
@@ -238,10 +256,9 @@ func hashStatePath(repo, id string, offset int64) string {
 	return path.Join(uploadHashStateDir(repo, id, digest.SHA256), strconv.FormatInt(offset, 10))
 }
 
-// streamInto copies body into w, hashing exactly the bytes that reached w,
-// then saves the hash state for the new size so a later chunk can go on.
-func (r *Registry) streamInto(ctx context.Context, repo, id string, w storage.FileWriter, h hash.Hash, body io.Reader) (int64, error) {
-	before := w.Size()
+// copyHashed copies body into w, hashing exactly the bytes that reached w
+// (h may be nil when the state was lost).
+func (r *Registry) copyHashed(w storage.FileWriter, h hash.Hash, body io.Reader, id string) (int64, error) {
 	bufp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bufp)
 	buf := *bufp
@@ -268,13 +285,20 @@ func (r *Registry) streamInto(ctx context.Context, repo, id string, w storage.Fi
 			break
 		}
 	}
-	if h != nil && w.Size() != before {
+	return written, copyErr
+}
+
+// saveHashState stores the hash state after a chunk, under the upload's new
+// size, so the next chunk (on any instance) continues hashing without
+// re-reading the upload; the state for the previous size is dropped.
+func (r *Registry) saveHashState(ctx context.Context, repo, id string, h hash.Hash, before, after int64) {
+	if h != nil && after != before {
 		// A cut body cancels the request's context; the state of the bytes
 		// that did arrive is still worth keeping for the resumed upload.
 		ctx := context.WithoutCancel(ctx)
 		state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
 		if err == nil {
-			err = r.driver.PutContent(ctx, hashStatePath(repo, id, w.Size()), state)
+			err = r.driver.PutContent(ctx, hashStatePath(repo, id, after), state)
 		}
 		if err != nil {
 			r.logger(ctx).Warn("cannot save upload hash state", "upload", id, "err", err)
@@ -284,7 +308,6 @@ func (r *Registry) streamInto(ctx context.Context, repo, id string, w storage.Fi
 			}
 		}
 	}
-	return written, copyErr
 }
 
 // verifyUpload checks the upload's bytes against d, using the streamed hash
