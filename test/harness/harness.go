@@ -2,7 +2,9 @@
 // it builds ./cmd/berth once per test binary, runs `berth serve CONFIG.yml`
 // on a free 127.0.0.1 port with its own storage root, waits for /v2/ with a
 // bounded deadline, captures berth's stderr in a log file (and parses its
-// access lines), and stops the process in t.Cleanup.
+// access lines), and stops the process in t.Cleanup. Options.Bin runs
+// another registry:2-compatible binary (distribution's) the same way, and
+// StartProc runs other servers (nginx, an S3 server, ...).
 //
 // Typical use:
 //
@@ -122,6 +124,10 @@ type Options struct {
 	ExtraConfig string
 	// Env is added to the process's environment.
 	Env []string
+	// Bin is the binary to run instead of berth's: any registry that
+	// takes `serve CONFIG` and registry:2's config file (distribution's
+	// registry does).
+	Bin string
 }
 
 // Berth is one berth process (or, after Kill and Restart, a succession of
@@ -164,7 +170,10 @@ func (b *Berth) URL() string { return "http://" + b.Addr }
 // failed test logs the tail of berth's log.
 func Start(t testing.TB, opts Options) *Berth {
 	t.Helper()
-	bin := Binary(t)
+	bin := opts.Bin
+	if bin == "" {
+		bin = Binary(t)
+	}
 	name := opts.Name
 	if name == "" {
 		name = "berth"
@@ -390,11 +399,7 @@ func (b *Berth) LogTail(n int) string {
 	if err != nil {
 		return err.Error()
 	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return Tail(string(data), n)
 }
 
 // FreeAddr returns a 127.0.0.1 address with a port free at the time of the

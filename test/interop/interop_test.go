@@ -24,20 +24,20 @@ func TestDistributionTreeServedByBerth(t *testing.T) {
 	root := t.TempDir()
 
 	src := startRegistry(t, "distribution", dist, root)
-	c := newClient(t, src.baseURL())
+	c := newClient(t, src.URL())
 	fx := pushFixtures(t, c)
 	want := observe(t, "distribution (writer)", c, fx)
-	src.stop(t)
+	src.Stop(t)
 
 	dst := startRegistry(t, "berth", berth, root)
-	got := observe(t, "berth (reader)", newClient(t, dst.baseURL()), fx)
+	got := observe(t, "berth (reader)", newClient(t, dst.URL()), fx)
 	compare(t, "distribution (writer)", want, "berth (reader)", got)
-	dst.stop(t)
+	dst.Stop(t)
 
 	back := startRegistry(t, "distribution-again", dist, root)
-	again := observe(t, "distribution after berth", newClient(t, back.baseURL()), fx)
+	again := observe(t, "distribution after berth", newClient(t, back.URL()), fx)
 	compare(t, "distribution (writer)", want, "distribution after berth", again)
-	back.stop(t)
+	back.Stop(t)
 }
 
 // TestBerthTreeServedByDistribution: berth writes a tree into a fresh
@@ -49,15 +49,15 @@ func TestBerthTreeServedByDistribution(t *testing.T) {
 	root := t.TempDir()
 
 	src := startRegistry(t, "berth", berth, root)
-	c := newClient(t, src.baseURL())
+	c := newClient(t, src.URL())
 	fx := pushFixtures(t, c)
 	want := observe(t, "berth (writer)", c, fx)
-	src.stop(t)
+	src.Stop(t)
 
 	dst := startRegistry(t, "distribution", dist, root)
-	got := observe(t, "distribution (reader)", newClient(t, dst.baseURL()), fx)
+	got := observe(t, "distribution (reader)", newClient(t, dst.URL()), fx)
 	compare(t, "berth (writer)", want, "distribution (reader)", got)
-	dst.stop(t)
+	dst.Stop(t)
 }
 
 // observation is every answer a registry gave, keyed by request, plus its
