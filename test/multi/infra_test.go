@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -48,78 +47,15 @@ func need(t *testing.T, name string, paths ...string) string {
 	return ""
 }
 
-// proc is a server the test started (nginx, versitygw); it is stopped at
-// cleanup and dies with the test binary.
-type proc struct {
-	name    string
-	cmd     *exec.Cmd
-	done    chan struct{}
-	logPath string
-}
-
-func startProc(t *testing.T, name, logPath string, env []string, bin string, args ...string) *proc {
+// startProc starts a server the test needs (nginx, versitygw) with env
+// added to the test's environment; it is stopped at cleanup and dies with
+// the test binary.
+func startProc(t *testing.T, name, logPath string, env []string, bin string, args ...string) *harness.Proc {
 	t.Helper()
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{}), logPath: logPath}
-	go func() { cmd.Wait(); logf.Close(); close(p.done) }()
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("%s log (%s):\n%s", name, logPath, lastLines(string(b), 40))
-		}
-	})
-	return p
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-func waitListening(t *testing.T, p *proc, addr string) {
-	t.Helper()
-	harness.WaitFor(t, 30*time.Second, p.name+" listening on "+addr, func() (bool, string) {
-		if p.exited() {
-			b, _ := os.ReadFile(p.logPath)
-			t.Fatalf("%s exited: %v\n%s", p.name, p.cmd.ProcessState, lastLines(string(b), 30))
-		}
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			return false, err.Error()
-		}
-		c.Close()
-		return true, ""
-	})
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return harness.StartProc(t, name, logPath, cmd)
 }
 
 // nginx balances round-robin over the writable instances, as the seeds'
@@ -128,7 +64,7 @@ func waitListening(t *testing.T, p *proc, addr string) {
 // no body size limit, and a request that cannot reach one instance (refused
 // connection) passed to the next.
 type nginx struct {
-	*proc
+	*harness.Proc
 	Addr      string
 	AccessLog string
 	ErrorLog  string
@@ -187,8 +123,8 @@ http {
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	n.proc = startProc(t, "nginx", filepath.Join(dir, "stderr.log"), nil, bin, "-p", dir, "-e", n.ErrorLog, "-c", confPath)
-	waitListening(t, n.proc, addr)
+	n.Proc = startProc(t, "nginx", filepath.Join(dir, "stderr.log"), nil, bin, "-p", dir, "-e", n.ErrorLog, "-c", confPath)
+	n.WaitListening(t, addr)
 	return n
 }
 
@@ -264,7 +200,7 @@ func s3Backend(t *testing.T) *backend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var p *proc
+	var p *harness.Proc
 	switch kind {
 	case "minio":
 		console, _ := harness.FreeAddr()
@@ -276,7 +212,7 @@ func s3Backend(t *testing.T) *backend {
 			[]string{"ROOT_ACCESS_KEY=" + s3Access, "ROOT_SECRET_KEY=" + s3Secret},
 			bin, "--port", addr, "--quiet", "posix", data)
 	}
-	waitListening(t, p, addr)
+	p.WaitListening(t, addr)
 	mc, err := minio.New(addr, &minio.Options{Creds: credentials.NewStaticV4(s3Access, s3Secret, ""), Region: "us-east-1", Transport: http.DefaultTransport})
 	if err != nil {
 		t.Fatal(err)

@@ -226,7 +226,7 @@ func runCluster(t *testing.T, pg *pgtest.Server, b *backend) {
 	}
 	t.Logf("push after the kill: %d uploads, %d failed attempts first", len(ids), len(failed))
 	if errs := lb.Errors(); !strings.Contains(errs, "connect() failed") && !strings.Contains(errs, "upstream") {
-		t.Errorf("nginx logged no upstream failure:\n%s", lastLines(errs, 20))
+		t.Errorf("nginx logged no upstream failure:\n%s", harness.Tail(errs, 20))
 	}
 	var alive []*harness.Berth
 	for _, n := range all {

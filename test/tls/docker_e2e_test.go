@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-registry/berth/test/harness"
 )
 
 // dockerBerthPort is berth's port inside the test's network namespace
@@ -48,7 +50,7 @@ func TestDockerOverTLS(t *testing.T) {
 	certsD(t, addr, map[string][]byte{"ca.crt": c.PEM})
 	d.pushPull(ref, id)
 	if !strings.Contains(b.Log(), "method=PUT path=/v2/tls/hello/manifests/1 status=201") {
-		t.Errorf("berth did not log the manifest push:\n%s", tail(b.Log(), 30))
+		t.Errorf("berth did not log the manifest push:\n%s", harness.Tail(b.Log(), 30))
 	}
 }
 

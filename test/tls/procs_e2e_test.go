@@ -12,94 +12,26 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-registry/berth/test/harness"
 )
 
-// proc is an external server started for a test (pebble, nginx, apache2),
-// stopped in t.Cleanup.
-type proc struct {
-	name    string
-	cmd     *exec.Cmd
-	done    chan struct{}
-	LogPath string
-}
-
-func startProc(t *testing.T, name, logPath string, env []string, bin string, args ...string) *proc {
+// startProc starts an external server for a test (pebble, nginx,
+// apache2) with env added to the test's environment; it is stopped in
+// t.Cleanup, its workers too.
+func startProc(t *testing.T, name, logPath string, env []string, bin string, args ...string) *harness.Proc {
 	t.Helper()
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its workers too
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{}), LogPath: logPath}
-	go func() { cmd.Wait(); logf.Close(); close(p.done) }()
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("%s log (%s):\n%s", name, logPath, tail(p.Log(), 60))
-		}
-	})
-	return p
-}
-
-func (p *proc) Log() string {
-	b, _ := os.ReadFile(p.LogPath)
-	return string(b)
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// waitListening polls until addr accepts TCP connections.
-func waitListening(t *testing.T, p *proc, addr string) {
-	t.Helper()
-	waitFor(t, 30*time.Second, p.name+" listening on "+addr, func() (bool, string) {
-		if p.exited() {
-			t.Fatalf("%s exited: %v\n%s", p.name, p.cmd.ProcessState, tail(p.Log(), 30))
-		}
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			return false, err.Error()
-		}
-		c.Close()
-		return true, ""
-	})
+	return harness.StartProc(t, name, logPath, cmd)
 }
 
 // --- pebble -------------------------------------------------------------------
@@ -107,7 +39,7 @@ func waitListening(t *testing.T, p *proc, addr string) {
 // pebble is Let's Encrypt's test ACME server with pebble-challtestsrv as
 // its DNS, which resolves every name to 127.0.0.1.
 type pebble struct {
-	*proc
+	*harness.Proc
 	DirectoryURL string
 	CAFile       string         // signs pebble's own HTTPS certificate
 	Roots        *x509.CertPool // issued certificates chain to these
@@ -125,7 +57,7 @@ func startPebble(t *testing.T, httpPort, tlsPort string, validity int) *pebble {
 	cts := startProc(t, "pebble-challtestsrv", filepath.Join(dir, "challtestsrv.log"), nil, chall,
 		"-defaultIPv4", "127.0.0.1", "-defaultIPv6", "", "-dns01", dns, "-http01", "", "-https01", "",
 		"-tlsalpn01", "", "-management", dnsMgmt)
-	waitListening(t, cts, dnsMgmt)
+	cts.WaitListening(t, dnsMgmt)
 
 	// pebble's own listener needs a certificate for 127.0.0.1.
 	ca := newCA(t, "pebble listener CA")
@@ -150,11 +82,11 @@ func startPebble(t *testing.T, httpPort, tlsPort string, validity int) *pebble {
 		DirectoryURL: "https://" + acmeAddr + "/dir",
 		CAFile:       write(t, filepath.Join(dir, "ca.pem"), ca.PEM),
 	}
-	p.proc = startProc(t, "pebble", filepath.Join(dir, "pebble.log"),
+	p.Proc = startProc(t, "pebble", filepath.Join(dir, "pebble.log"),
 		[]string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"},
 		bin, "-config", cfgPath, "-dnsserver", dns)
-	waitListening(t, p.proc, acmeAddr)
-	waitListening(t, p.proc, mgmtAddr)
+	p.WaitListening(t, acmeAddr)
+	p.WaitListening(t, mgmtAddr)
 
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
 	resp, err := hc.Get("https://" + mgmtAddr + "/roots/0")

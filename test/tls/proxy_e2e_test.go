@@ -224,14 +224,14 @@ http {
 	nsArgv := inNS("-c", nsConfPath)
 	pNS := startProc(t, "nginx in "+ns.Name, filepath.Join(nsRun, "nginx.log"), nil, nsArgv[0], nsArgv[1:]...)
 	for _, a := range []string{seed002, open} {
-		waitListening(t, p, a)
+		p.WaitListening(t, a)
 	}
-	waitListening(t, pNS, tlsPort) // from the root namespace, as dockerd connects
+	pNS.WaitListening(t, tlsPort) // from the root namespace, as dockerd connects
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, run := range []string{dir, nsRun} {
 				data, _ := os.ReadFile(filepath.Join(run, "error.log"))
-				t.Logf("nginx error.log (%s):\n%s", run, tail(string(data), 40))
+				t.Logf("nginx error.log (%s):\n%s", run, harness.Tail(string(data), 40))
 			}
 		}
 	})
@@ -386,12 +386,12 @@ Listen ` + readOnly + `
 	}
 	p := startProc(t, "apache2", filepath.Join(dir, "apache2.log"), nil, apache, "-f", confPath, "-DFOREGROUND")
 	for _, a := range []string{seed000, open, readOnly} {
-		waitListening(t, p, a)
+		p.WaitListening(t, a)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			data, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Logf("apache error.log:\n%s", tail(string(data), 40))
+			t.Logf("apache error.log:\n%s", harness.Tail(string(data), 40))
 		}
 	})
 
