@@ -54,7 +54,9 @@ func (r *Registry) StartUpload(ctx context.Context, repo string) (Upload, error)
 	}
 	u := Upload{ID: uuid.NewString(), Repo: repo, StartedAt: time.Now().UTC()}
 	stamp := []byte(u.StartedAt.Format(time.RFC3339Nano))
-	if err := r.driver.PutContent(ctx, uploadStartedAtPath(repo, u.ID), stamp); err != nil {
+	// Losing the marker in a crash only makes the client start over: no
+	// data was acknowledged yet, so it need not be synced.
+	if err := r.putScratch(ctx, uploadStartedAtPath(repo, u.ID), stamp); err != nil {
 		return Upload{}, fmt.Errorf("start upload in %s: %w", repo, err)
 	}
 	return u, nil
@@ -68,21 +70,26 @@ func (r *Registry) UploadStatus(ctx context.Context, repo, id string) (Upload, e
 	if err := validateUploadID(id); err != nil {
 		return Upload{}, err
 	}
-	stamp, err := r.driver.GetContent(ctx, uploadStartedAtPath(repo, id))
-	if isNotFound(err) {
-		return Upload{}, newError(CodeBlobUploadUnknown, "upload %s unknown to repository %s", id, repo)
-	}
-	if err != nil {
-		return Upload{}, fmt.Errorf("upload %s status: %w", id, err)
-	}
 	u := Upload{ID: id, Repo: repo}
-	u.StartedAt, _ = time.Parse(time.RFC3339Nano, string(stamp))
+	stamp, stampErr := r.driver.GetContent(ctx, uploadStartedAtPath(repo, id))
+	if stampErr != nil && !isNotFound(stampErr) {
+		return Upload{}, fmt.Errorf("upload %s status: %w", id, stampErr)
+	}
 	fi, err := r.driver.Stat(ctx, uploadDataPath(repo, id))
 	switch {
 	case err == nil:
 		u.Size = fi.Size
 	case !isNotFound(err):
 		return Upload{}, fmt.Errorf("upload %s status: %w", id, err)
+	case stampErr != nil:
+		return Upload{}, newError(CodeBlobUploadUnknown, "upload %s unknown to repository %s", id, repo)
+	}
+	// The start marker is not synced (StartUpload): after a crash an upload
+	// whose acknowledged bytes survived may have lost it, and still exists.
+	if stampErr == nil {
+		u.StartedAt, _ = time.Parse(time.RFC3339Nano, string(stamp))
+	} else {
+		u.StartedAt = fi.ModTime
 	}
 	return u, nil
 }
@@ -256,6 +263,15 @@ func hashStatePath(repo, id string, offset int64) string {
 	return path.Join(uploadHashStateDir(repo, id, digest.SHA256), strconv.FormatInt(offset, 10))
 }
 
+// putScratch stores state that only saves work: without syncing it when the
+// driver can (storage.ScratchPutter), durably otherwise.
+func (r *Registry) putScratch(ctx context.Context, p string, content []byte) error {
+	if s, ok := r.driver.(storage.ScratchPutter); ok {
+		return s.PutScratch(ctx, p, content)
+	}
+	return r.driver.PutContent(ctx, p, content)
+}
+
 // copyHashed copies body into w, hashing exactly the bytes that reached w
 // (h may be nil when the state was lost).
 func (r *Registry) copyHashed(w storage.FileWriter, h hash.Hash, body io.Reader, id string) (int64, error) {
@@ -298,7 +314,7 @@ func (r *Registry) saveHashState(ctx context.Context, repo, id string, h hash.Ha
 		ctx := context.WithoutCancel(ctx)
 		state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
 		if err == nil {
-			err = r.driver.PutContent(ctx, hashStatePath(repo, id, after), state)
+			err = r.putScratch(ctx, hashStatePath(repo, id, after), state)
 		}
 		if err != nil {
 			r.logger(ctx).Warn("cannot save upload hash state", "upload", id, "err", err)

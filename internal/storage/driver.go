@@ -78,6 +78,15 @@ type FileWriter interface {
 	Commit(ctx context.Context) error
 }
 
+// ScratchPutter is an optional capability: PutScratch stores a small object
+// atomically, like PutContent, but need not make it durable, so a crash may
+// lose it (it is then missing or holds its previous content). Callers use it
+// for state that only saves work, such as an upload's hash state, and fall
+// back to PutContent on drivers without it.
+type ScratchPutter interface {
+	PutScratch(ctx context.Context, path string, content []byte) error
+}
+
 // FileInfo describes a stored object or directory.
 type FileInfo struct {
 	Path    string

@@ -132,7 +132,17 @@ func (d *Driver) openRegular(op, p string) (*os.File, error) {
 // in the target directory which is then renamed over the target, so readers
 // see the old or the new file, never a partial one, and a crash leaves at most
 // a hidden temp file behind.
-func (d *Driver) PutContent(ctx context.Context, p string, content []byte) (err error) {
+func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error {
+	return d.put(ctx, p, content, true)
+}
+
+// PutScratch implements storage.ScratchPutter: PutContent without the two
+// syncs, for state that only saves work and may be lost in a crash.
+func (d *Driver) PutScratch(ctx context.Context, p string, content []byte) error {
+	return d.put(ctx, p, content, false)
+}
+
+func (d *Driver) put(ctx context.Context, p string, content []byte, durable bool) (err error) {
 	if err := storage.CheckObject(ctx, "put", p); err != nil {
 		return err
 	}
@@ -154,14 +164,19 @@ func (d *Driver) PutContent(ctx context.Context, p string, content []byte) (err 
 	if _, err := f.Write(content); err != nil {
 		return wrapErr("put", p, err)
 	}
-	if err := f.Sync(); err != nil {
-		return wrapErr("put", p, err)
+	if durable {
+		if err := f.Sync(); err != nil {
+			return wrapErr("put", p, err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return wrapErr("put", p, err)
 	}
 	if err := os.Rename(f.Name(), full); err != nil {
 		return wrapErr("put", p, err)
+	}
+	if !durable {
+		return nil
 	}
 	// The rename is only durable once the directory entry is.
 	if err := syncDir(dir); err != nil {

@@ -3,6 +3,7 @@ package filesystem_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -239,4 +240,37 @@ func tree(t *testing.T, root string) []string {
 		}
 	}
 	return names
+}
+
+// PutScratch has PutContent's semantics except durability: atomic
+// replacement under concurrent writers, exact content, no temp files left,
+// the same path checks.
+func TestPutScratch(t *testing.T) {
+	d := newDriver(t)
+	var _ storage.ScratchPutter = d
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for j := range 20 {
+				if err := d.PutScratch(ctx, "/state/s", bytes.Repeat([]byte{byte(i)}, 100+j)); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	got, err := d.GetContent(ctx, "/state/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) < 100 || !bytes.Equal(got, bytes.Repeat(got[:1], len(got))) {
+		t.Fatalf("PutScratch content is a mix of writers: %q", got)
+	}
+	if files := tree(t, d.Root()); !slices.Equal(files, []string{"state", "state/s"}) {
+		t.Fatalf("files on disk = %q", files)
+	}
+	if err := d.PutScratch(ctx, "/a/../b", []byte("x")); !errors.Is(err, storage.ErrInvalidPath) {
+		t.Errorf("PutScratch of a bad path: %v, want ErrInvalidPath", err)
+	}
 }
