@@ -20,6 +20,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/berth-registry/berth/internal/content"
 )
@@ -62,7 +63,7 @@ func Open(path string) (*Bolt, error) {
 	// the file grows.
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, InitialMmapSize: 1 << 30})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("open index %s: locked by another berth process", path)
 		}
 		return nil, fmt.Errorf("open index %s: %w", path, err)
@@ -345,7 +346,7 @@ func (b *Bolt) Referrers(ctx context.Context, repo string, d digest.Digest) ([]c
 
 func (b *Bolt) Replace(ctx context.Context, repos []content.RepositorySnapshot) error {
 	err := b.db.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(bucketRepos); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+		if err := tx.DeleteBucket(bucketRepos); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 			return err
 		}
 		if _, err := tx.CreateBucket(bucketRepos); err != nil {

@@ -315,11 +315,6 @@ func (d *Driver) dirPrefix(p string) string {
 	return d.Key(p) + "/"
 }
 
-// pathOf maps a key below the root back to its storage path.
-func (d *Driver) pathOf(key string) string {
-	return "/" + strings.TrimPrefix(key, d.prefix)
-}
-
 // GetContent implements storage.Driver.
 func (d *Driver) GetContent(ctx context.Context, p string) ([]byte, error) {
 	r, err := d.Reader(ctx, p, 0)

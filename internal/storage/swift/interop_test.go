@@ -128,11 +128,11 @@ func TestRegistry2Interop(t *testing.T) {
 	mustPut(t, d, root+"/repositories/"+repo+"/_manifests/tags/v2/index/sha256/"+hexOf(manifest2Digest)+"/link", []byte(manifest2Digest))
 	mustPut(t, d, root+"/repositories/"+repo+"/_manifests/tags/v2/current/link", []byte(manifest2Digest))
 
-	body, hdr := reg.do(t, http.MethodGet, reg.url("/v2/"+repo+"/blobs/"+layer2Digest), nil, nil, http.StatusOK)
+	body, _ := reg.do(t, http.MethodGet, reg.url("/v2/"+repo+"/blobs/"+layer2Digest), nil, nil, http.StatusOK)
 	if !bytes.Equal(body, layer2) {
 		t.Fatalf("registry:2 serves berth's layer as %d bytes, want %d", len(body), len(layer2))
 	}
-	_, hdr = reg.do(t, http.MethodHead, reg.url("/v2/"+repo+"/blobs/"+layer2Digest), nil, nil, http.StatusOK)
+	_, hdr := reg.do(t, http.MethodHead, reg.url("/v2/"+repo+"/blobs/"+layer2Digest), nil, nil, http.StatusOK)
 	if hdr.Get("Content-Length") != fmt.Sprint(len(layer2)) {
 		t.Fatalf("registry:2 HEAD of berth's layer: Content-Length %s", hdr.Get("Content-Length"))
 	}
