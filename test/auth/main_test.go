@@ -21,8 +21,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -325,49 +323,9 @@ func writeHtpasswd(t *testing.T, path string, users map[string]string) {
 
 // --- HTTP -------------------------------------------------------------------
 
-var httpClient = &http.Client{Timeout: time.Minute}
+type resp = harness.Response
 
-type resp struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-// errorCode is the first error code of a spec error body.
-func (r resp) errorCode() string {
-	var e struct {
-		Errors []struct {
-			Code string `json:"code"`
-		} `json:"errors"`
-	}
-	json.Unmarshal(r.Body, &e)
-	if len(e.Errors) == 0 {
-		return ""
-	}
-	return e.Errors[0].Code
-}
-
-func do(t *testing.T, method, url string, header map[string]string, body []byte) resp {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	r, err := httpClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer r.Body.Close()
-	data, _ := io.ReadAll(r.Body)
-	return resp{Status: r.StatusCode, Header: r.Header, Body: data}
-}
+var do = harness.Do
 
 func basic(user, pass string) map[string]string {
 	return map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))}

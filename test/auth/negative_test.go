@@ -94,10 +94,10 @@ func TestNegative(t *testing.T) {
 	ch := func(r resp) string { return r.Header.Get("WWW-Authenticate") }
 
 	// Wrong password: 401 UNAUTHORIZED, on the API and at the realm.
-	if r := do(t, "GET", b.URL()+"/v2/", basic("alice", "wrong"), nil); r.Status != 401 || r.errorCode() != "UNAUTHORIZED" || !strings.HasPrefix(ch(r), "Bearer ") {
+	if r := do(t, "GET", b.URL()+"/v2/", basic("alice", "wrong"), nil); r.Status != 401 || r.ErrorCode() != "UNAUTHORIZED" || !strings.HasPrefix(ch(r), "Bearer ") {
 		t.Errorf("wrong password on /v2/: %d %s %q", r.Status, r.Body, ch(r))
 	}
-	if _, r := fetchToken(t, realm, basic("alice", "wrong"), "berth", "repository:alice/x:pull"); r.Status != 401 || r.errorCode() != "UNAUTHORIZED" {
+	if _, r := fetchToken(t, realm, basic("alice", "wrong"), "berth", "repository:alice/x:pull"); r.Status != 401 || r.ErrorCode() != "UNAUTHORIZED" {
 		t.Errorf("wrong password at the realm: %d %s", r.Status, r.Body)
 	}
 
@@ -114,14 +114,14 @@ func TestNegative(t *testing.T) {
 
 	// A user pushing outside ${account}/*: 403 DENIED (Basic or token).
 	r = do(t, "POST", b.URL()+"/v2/bob/app/blobs/uploads/", basic("alice", "alice-pw"), nil)
-	if r.Status != 403 || r.errorCode() != "DENIED" {
+	if r.Status != 403 || r.ErrorCode() != "DENIED" {
 		t.Errorf("alice pushing to bob/*: %d %s", r.Status, r.Body)
 	}
 	aliceTok, tr := fetchToken(t, realm, basic("alice", "alice-pw"), "berth", "repository:bob/app:pull,push")
 	if aliceTok == "" {
 		t.Fatalf("alice's token: %d %s", tr.Status, tr.Body)
 	}
-	if r := do(t, "POST", b.URL()+"/v2/bob/app/blobs/uploads/", bearer(aliceTok), nil); r.Status != 403 || r.errorCode() != "DENIED" {
+	if r := do(t, "POST", b.URL()+"/v2/bob/app/blobs/uploads/", bearer(aliceTok), nil); r.Status != 403 || r.ErrorCode() != "DENIED" {
 		t.Errorf("alice pushing to bob/* with a token: %d %s", r.Status, r.Body)
 	}
 	if r := do(t, "POST", b.URL()+"/v2/alice/app/blobs/uploads/", basic("alice", "alice-pw"), nil); r.Status != 202 {
@@ -220,7 +220,7 @@ func TestNegative(t *testing.T) {
 			break
 		}
 	}
-	if last.Status != 429 || last.errorCode() != "TOOMANYREQUESTS" {
+	if last.Status != 429 || last.ErrorCode() != "TOOMANYREQUESTS" {
 		t.Fatalf("after repeated failures: %d %s", last.Status, last.Body)
 	}
 	if ra, err := strconv.Atoi(last.Header.Get("Retry-After")); err != nil || ra <= 0 {

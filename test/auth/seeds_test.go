@@ -114,10 +114,10 @@ func TestSeed001Htpasswd(t *testing.T) {
 		"REGISTRY_AUTH_HTPASSWD_PATH=" + users,
 	}})
 	r := do(t, "GET", b.URL()+"/v2/", nil, nil)
-	if r.Status != 401 || r.Header.Get("WWW-Authenticate") != `Basic realm="Admin Registry Realm"` || r.errorCode() != "UNAUTHORIZED" {
+	if r.Status != 401 || r.Header.Get("WWW-Authenticate") != `Basic realm="Admin Registry Realm"` || r.ErrorCode() != "UNAUTHORIZED" {
 		t.Fatalf("/v2/ anonymous: %d %q %s", r.Status, r.Header.Get("WWW-Authenticate"), r.Body)
 	}
-	if r := do(t, "GET", b.URL()+"/v2/", basic("ci", "wrong"), nil); r.Status != 401 || r.errorCode() != "UNAUTHORIZED" {
+	if r := do(t, "GET", b.URL()+"/v2/", basic("ci", "wrong"), nil); r.Status != 401 || r.ErrorCode() != "UNAUTHORIZED" {
 		t.Fatalf("/v2/ wrong password: %d %s", r.Status, r.Body)
 	}
 	ref := b.Addr + "/alpine:latest"
@@ -154,11 +154,11 @@ func TestSeed001Htpasswd(t *testing.T) {
 	rd.track(ro.Addr + "/alpine:new")
 	rd.fails("", "docker", "push", ro.Addr+"/alpine:new")
 	up := do(t, "POST", ro.URL()+"/v2/alpine/blobs/uploads/", basic("ci", "ci-pw"), nil)
-	if up.Status != http.StatusMethodNotAllowed || up.errorCode() != "UNSUPPORTED" {
+	if up.Status != http.StatusMethodNotAllowed || up.ErrorCode() != "UNSUPPORTED" {
 		t.Errorf("upload in read-only mode: %d %s", up.Status, up.Body)
 	}
 	del := do(t, "DELETE", ro.URL()+"/v2/alpine/manifests/latest", basic("ci", "ci-pw"), nil)
-	if del.Status != http.StatusMethodNotAllowed || del.errorCode() != "UNSUPPORTED" {
+	if del.Status != http.StatusMethodNotAllowed || del.ErrorCode() != "UNSUPPORTED" {
 		t.Errorf("delete in read-only mode: %d %s", del.Status, del.Body)
 	}
 	// Authentication still comes first.

@@ -284,38 +284,9 @@ const (
 
 var acceptManifests = strings.Join([]string{mtOCIManifest, mtOCIIndex, mtDockerManifest, mtDockerList}, ", ")
 
-var httpClient = &http.Client{Timeout: 2 * time.Minute}
+type httpResult = harness.Response
 
-type httpResult struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-func httpDo(t *testing.T, method, url string, header map[string]string, body []byte) httpResult {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading body: %v", method, url, err)
-	}
-	return httpResult{Status: resp.StatusCode, Header: resp.Header, Body: data}
-}
+var httpDo = harness.Do
 
 // manifest GETs repo's manifest ref and checks the digest berth reports
 // against the body.
