@@ -23,6 +23,7 @@ import (
 	"golang.org/x/crypto/acme/autocert"
 
 	"github.com/berth-registry/berth/internal/config"
+	"github.com/berth-registry/berth/internal/tlsconf/tlstest"
 )
 
 func loadConfig(t *testing.T, yml string) *config.Config {
@@ -48,7 +49,7 @@ func bufLog() (*slog.Logger, *bytes.Buffer) {
 
 type pki struct {
 	dir      string
-	ca       *testCA
+	ca       *tlstest.CA
 	certFile string
 	keyFile  string
 	caFile   string
@@ -59,11 +60,11 @@ type pki struct {
 func newPKI(t *testing.T) *pki {
 	t.Helper()
 	dir := t.TempDir()
-	ca := newCA(t, "test CA")
-	c, k, _ := ca.issue(t, leafOpts{cn: "registry.test", names: []string{"registry.test", "127.0.0.1"}})
+	ca := tlstest.NewCA(t, "test CA")
+	c, k, _ := ca.Issue(t, tlstest.Leaf{CN: "registry.test", Names: []string{"registry.test", "127.0.0.1"}})
 	return &pki{dir: dir, ca: ca,
-		certFile: writeFile(t, dir, "cert.pem", c), keyFile: writeFile(t, dir, "key.pem", k),
-		caFile: writeFile(t, dir, "ca.pem", ca.pem)}
+		certFile: tlstest.WriteFile(t, filepath.Join(dir, "cert.pem"), c), keyFile: tlstest.WriteFile(t, filepath.Join(dir, "key.pem"), k),
+		caFile: tlstest.WriteFile(t, filepath.Join(dir, "ca.pem"), ca.PEM())}
 }
 
 // serve runs an HTTPS server with conf whose handler answers with the
@@ -135,14 +136,14 @@ func TestConfigErrors(t *testing.T) {
 
 func TestCertificateChecksAtStartup(t *testing.T) {
 	dir := t.TempDir()
-	ca := newCA(t, "test CA")
-	expC, expK, _ := ca.issue(t, leafOpts{cn: "registry.test", names: []string{"registry.test"},
-		notBefore: time.Now().Add(-48 * time.Hour), notAfter: time.Now().Add(-time.Hour)})
-	futC, futK, _ := ca.issue(t, leafOpts{cn: "registry.test", names: []string{"registry.test"},
-		notBefore: time.Now().Add(time.Hour), notAfter: time.Now().Add(48 * time.Hour)})
-	okC, okK, _ := ca.issue(t, leafOpts{cn: "registry.test", names: []string{"registry.test"}})
+	ca := tlstest.NewCA(t, "test CA")
+	expC, expK, _ := ca.Issue(t, tlstest.Leaf{CN: "registry.test", Names: []string{"registry.test"},
+		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour)})
+	futC, futK, _ := ca.Issue(t, tlstest.Leaf{CN: "registry.test", Names: []string{"registry.test"},
+		NotBefore: time.Now().Add(time.Hour), NotAfter: time.Now().Add(48 * time.Hour)})
+	okC, okK, _ := ca.Issue(t, tlstest.Leaf{CN: "registry.test", Names: []string{"registry.test"}})
 	files := func(name string, c, k []byte) string {
-		return "    certificate: " + writeFile(t, dir, name+".crt", c) + "\n    key: " + writeFile(t, dir, name+".key", k) + "\n"
+		return "    certificate: " + tlstest.WriteFile(t, filepath.Join(dir, name+".crt"), c) + "\n    key: " + tlstest.WriteFile(t, filepath.Join(dir, name+".key"), k) + "\n"
 	}
 	for _, tc := range []struct {
 		name, yml, want string
@@ -203,7 +204,7 @@ func TestHandshakes(t *testing.T) {
 	}
 	addr := serve(t, s.Config)
 	client := func(min, max uint16) *tls.Config {
-		return &tls.Config{RootCAs: p.ca.pool(), ServerName: "registry.test", MinVersion: min, MaxVersion: max}
+		return &tls.Config{RootCAs: p.ca.Pool(), ServerName: "registry.test", MinVersion: min, MaxVersion: max}
 	}
 	if body, err := get(addr, client(0, 0)); err != nil || body != "HTTP/2.0 -" {
 		t.Errorf("TLS 1.3 client: %q, %v", body, err)
@@ -218,7 +219,7 @@ func TestHandshakes(t *testing.T) {
 		}
 	}
 	// Connecting by IP address works too: the certificate has the IP.
-	if _, err := get(addr, &tls.Config{RootCAs: p.ca.pool()}); err != nil {
+	if _, err := get(addr, &tls.Config{RootCAs: p.ca.Pool()}); err != nil {
 		t.Errorf("by IP: %v", err)
 	}
 
@@ -243,9 +244,9 @@ func TestHandshakes(t *testing.T) {
 
 func TestClientCertificates(t *testing.T) {
 	p := newPKI(t)
-	clientCA := newCA(t, "client CA")
-	otherCA := newCA(t, "other CA")
-	caFile := writeFile(t, p.dir, "clients.pem", clientCA.pem)
+	clientCA := tlstest.NewCA(t, "client CA")
+	otherCA := tlstest.NewCA(t, "other CA")
+	caFile := tlstest.WriteFile(t, filepath.Join(p.dir, "clients.pem"), clientCA.PEM())
 	base := "http:\n  tls:\n    certificate: " + p.certFile + "\n    key: " + p.keyFile + "\n    clientcas: [" + caFile + "]\n"
 	s, err := New(loadConfig(t, base), quietLog())
 	if err != nil {
@@ -258,7 +259,7 @@ func TestClientCertificates(t *testing.T) {
 	// GetClientCertificate sends the certificate even when its issuer is
 	// not among the CAs the server names (Go's client would send none).
 	conf := func(certs ...tls.Certificate) *tls.Config {
-		return &tls.Config{RootCAs: p.ca.pool(), ServerName: "registry.test",
+		return &tls.Config{RootCAs: p.ca.Pool(), ServerName: "registry.test",
 			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 				if len(certs) == 0 {
 					return &tls.Certificate{}, nil
@@ -266,13 +267,13 @@ func TestClientCertificates(t *testing.T) {
 				return &certs[0], nil
 			}}
 	}
-	if body, err := get(addr, conf(clientCA.clientCert(t, "ci-robot"))); err != nil || body != "HTTP/2.0 ci-robot" {
+	if body, err := get(addr, conf(clientCA.ClientCert(t, "ci-robot"))); err != nil || body != "HTTP/2.0 ci-robot" {
 		t.Errorf("good client certificate: %q, %v", body, err)
 	}
 	if _, err := get(addr, conf()); err == nil {
 		t.Error("no client certificate accepted")
 	}
-	if _, err := get(addr, conf(otherCA.clientCert(t, "mallory"))); err == nil {
+	if _, err := get(addr, conf(otherCA.ClientCert(t, "mallory"))); err == nil {
 		t.Error("client certificate from another CA accepted")
 	}
 
@@ -285,7 +286,7 @@ func TestClientCertificates(t *testing.T) {
 	if body, err := get(addr2, conf()); err != nil || body != "HTTP/2.0 -" {
 		t.Errorf("optional, none given: %q, %v", body, err)
 	}
-	if _, err := get(addr2, conf(otherCA.clientCert(t, "mallory"))); err == nil {
+	if _, err := get(addr2, conf(otherCA.ClientCert(t, "mallory"))); err == nil {
 		t.Error("optional: certificate from another CA accepted")
 	}
 	// request-client-cert does not verify, so there is no identity.
@@ -293,7 +294,7 @@ func TestClientCertificates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if body, err := get(serve(t, s3.Config), conf(otherCA.clientCert(t, "mallory"))); err != nil || body != "HTTP/2.0 -" {
+	if body, err := get(serve(t, s3.Config), conf(otherCA.ClientCert(t, "mallory"))); err != nil || body != "HTTP/2.0 -" {
 		t.Errorf("unverified certificate gave an identity: %q, %v", body, err)
 	}
 }
@@ -316,9 +317,9 @@ func TestCertificateReload(t *testing.T) {
 	}
 	first := serial()
 
-	c2, k2, s2 := p.ca.issue(t, leafOpts{cn: "registry.test", names: []string{"registry.test"}})
-	replaceFile(t, p.certFile, c2)
-	replaceFile(t, p.keyFile, k2)
+	c2, k2, s2 := p.ca.Issue(t, tlstest.Leaf{CN: "registry.test", Names: []string{"registry.test"}})
+	tlstest.ReplaceFile(t, p.certFile, c2)
+	tlstest.ReplaceFile(t, p.keyFile, k2)
 	if got := serial(); got != first {
 		t.Errorf("reloaded before the check interval passed")
 	}
@@ -332,8 +333,8 @@ func TestCertificateReload(t *testing.T) {
 
 	// A half-done update (new certificate, old key) keeps the current pair,
 	// logs once, and is picked up once the key arrives.
-	c3, k3, s3 := p.ca.issue(t, leafOpts{cn: "registry.test", names: []string{"registry.test"}})
-	replaceFile(t, p.certFile, c3)
+	c3, k3, s3 := p.ca.Issue(t, tlstest.Leaf{CN: "registry.test", Names: []string{"registry.test"}})
+	tlstest.ReplaceFile(t, p.certFile, c3)
 	now = now.Add(reloadCheckInterval)
 	if got := serial(); got != s2.String() {
 		t.Errorf("serial with mismatched files = %s, want the previous %s", got, s2)
@@ -343,7 +344,7 @@ func TestCertificateReload(t *testing.T) {
 	if n := strings.Count(logs.String(), "cannot be used"); n != 1 {
 		t.Errorf("mismatch logged %d times, want once:\n%s", n, logs)
 	}
-	replaceFile(t, p.keyFile, k3)
+	tlstest.ReplaceFile(t, p.keyFile, k3)
 	now = now.Add(reloadCheckInterval)
 	if got := serial(); got != s3.String() {
 		t.Errorf("serial after the key arrived = %s, want %s", got, s3)
@@ -366,7 +367,7 @@ func TestReloadOverTheWire(t *testing.T) {
 	}
 	addr := serve(t, s.Config)
 	peerSerial := func() string {
-		conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: p.ca.pool(), ServerName: "registry.test"})
+		conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: p.ca.Pool(), ServerName: "registry.test"})
 		if err != nil {
 			return "error: " + err.Error()
 		}
@@ -374,9 +375,9 @@ func TestReloadOverTheWire(t *testing.T) {
 		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
 	}
 	before := peerSerial()
-	c2, k2, s2 := p.ca.issue(t, leafOpts{cn: "registry.test", names: []string{"registry.test"}})
-	replaceFile(t, p.keyFile, k2)
-	replaceFile(t, p.certFile, c2)
+	c2, k2, s2 := p.ca.Issue(t, tlstest.Leaf{CN: "registry.test", Names: []string{"registry.test"}})
+	tlstest.ReplaceFile(t, p.keyFile, k2)
+	tlstest.ReplaceFile(t, p.certFile, c2)
 	deadline := time.Now().Add(10 * time.Second)
 	for got := peerSerial(); got != s2.String(); got = peerSerial() {
 		if time.Now().After(deadline) {
@@ -501,8 +502,8 @@ func TestFileCacheForeignFile(t *testing.T) {
 
 func TestACMESetup(t *testing.T) {
 	dir := t.TempDir()
-	ca := newCA(t, "ACME server CA")
-	bundle := writeFile(t, dir, "bundle.pem", ca.pem)
+	ca := tlstest.NewCA(t, "ACME server CA")
+	bundle := tlstest.WriteFile(t, filepath.Join(dir, "bundle.pem"), ca.PEM())
 	cfg := loadConfig(t, `http:
   addr: :443
   tls:
@@ -571,9 +572,9 @@ berth:
 // (its renewal has been failing) is reported.
 func TestACMEExpiryWarning(t *testing.T) {
 	dir := t.TempDir()
-	ca := newCA(t, "ACME CA")
-	certPEM, keyPEM, _ := ca.issue(t, leafOpts{cn: "registry.test", names: []string{"registry.test"},
-		notBefore: time.Now().Add(-50 * time.Hour), notAfter: time.Now().Add(10 * time.Hour)})
+	ca := tlstest.NewCA(t, "ACME CA")
+	certPEM, keyPEM, _ := ca.Issue(t, tlstest.Leaf{CN: "registry.test", Names: []string{"registry.test"},
+		NotBefore: time.Now().Add(-50 * time.Hour), NotAfter: time.Now().Add(10 * time.Hour)})
 	cache, err := OpenFileCache(filepath.Join(dir, "acme.json"), quietLog())
 	if err != nil {
 		t.Fatal(err)

@@ -20,15 +20,8 @@ package tlstest
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -40,6 +33,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-registry/berth/internal/tlsconf/tlstest"
 	"github.com/berth-registry/berth/test/harness"
 )
 
@@ -67,125 +61,6 @@ func requireTool(t *testing.T, name, install string) string {
 }
 
 // --- certificates -------------------------------------------------------------
-
-type ca struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	PEM  []byte
-}
-
-func newCA(t testing.TB, name string) *ca {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &ca{cert: cert, key: key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-func (c *ca) Pool() *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AddCert(c.cert)
-	return p
-}
-
-type leaf struct {
-	CN        string
-	Names     []string // DNS names and IP addresses
-	NotBefore time.Time
-	NotAfter  time.Time
-	Client    bool
-}
-
-// Issue returns a PEM certificate and key and the serial.
-func (c *ca) Issue(t testing.TB, l leaf) (certPEM, keyPEM []byte, serial string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if l.NotBefore.IsZero() {
-		l.NotBefore = time.Now().Add(-time.Hour)
-	}
-	if l.NotAfter.IsZero() {
-		l.NotAfter = time.Now().Add(24 * time.Hour)
-	}
-	sn, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	tmpl := &x509.Certificate{
-		SerialNumber: sn,
-		Subject:      pkix.Name{CommonName: l.CN},
-		NotBefore:    l.NotBefore,
-		NotAfter:     l.NotAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	if l.Client {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	}
-	for _, n := range l.Names {
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, &key.PublicKey, c.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), sn.String()
-}
-
-// ClientCert is a client certificate for name, for tls.Config.Certificates.
-func (c *ca) ClientCert(t testing.TB, name string) tls.Certificate {
-	t.Helper()
-	cp, kp, _ := c.Issue(t, leaf{CN: name, Client: true})
-	pair, err := tls.X509KeyPair(cp, kp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pair
-}
-
-func write(t testing.TB, path string, data []byte) string {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// replace swaps a file's content atomically (write, rename), as certbot
-// and deployment tools do.
-func replace(t testing.TB, path string, data []byte) {
-	t.Helper()
-	write(t, path+".new", data)
-	if err := os.Rename(path+".new", path); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // peerSerial connects to addr with conf and returns the serial of the
 // server's certificate, or the error.
@@ -256,7 +131,7 @@ func startBerth(t *testing.T, dir, addr, cfg string) *berth {
 func startBerthWith(t *testing.T, dir, addr, cfg string, opts berthOptions) *berth {
 	t.Helper()
 	b := &berth{t: t, Dir: dir, Config: filepath.Join(dir, "config.yml"), LogPath: filepath.Join(dir, "berth.log"), Addr: addr, opts: opts}
-	write(t, b.Config, []byte(cfg))
+	tlstest.WriteFile(t, b.Config, []byte(cfg))
 	b.start()
 	t.Cleanup(func() {
 		b.Stop()
@@ -362,7 +237,7 @@ func (b *berth) Log() string {
 func berthFails(t *testing.T, cfg string) string {
 	t.Helper()
 	dir := t.TempDir()
-	path := write(t, filepath.Join(dir, "config.yml"), []byte(cfg))
+	path := tlstest.WriteFile(t, filepath.Join(dir, "config.yml"), []byte(cfg))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, harness.Binary(t), "serve", path)

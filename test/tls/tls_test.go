@@ -8,17 +8,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-registry/berth/internal/tlsconf/tlstest"
 )
 
 // filesSetup writes a CA and a server certificate for registry.test and
 // 127.0.0.1, and returns the http.tls lines for them.
-func filesSetup(t *testing.T, dir string) (*ca, string, string, string) {
+func filesSetup(t *testing.T, dir string) (*tlstest.CA, string, string, string) {
 	t.Helper()
-	c := newCA(t, "berth test CA")
-	cp, kp, serial := c.Issue(t, leaf{CN: "registry.test", Names: []string{"registry.test", "127.0.0.1"}})
-	certFile := write(t, filepath.Join(dir, "tls", "cert.pem"), cp)
-	keyFile := write(t, filepath.Join(dir, "tls", "key.pem"), kp)
-	return c, certFile, keyFile, serial
+	c := tlstest.NewCA(t, "berth test CA")
+	cp, kp, sn := c.Issue(t, tlstest.Leaf{CN: "registry.test", Names: []string{"registry.test", "127.0.0.1"}})
+	certFile := tlstest.WriteFile(t, filepath.Join(dir, "tls", "cert.pem"), cp)
+	keyFile := tlstest.WriteFile(t, filepath.Join(dir, "tls", "key.pem"), kp)
+	return c, certFile, keyFile, sn.String()
 }
 
 func tlsLines(certFile, keyFile string, more ...string) string {
@@ -99,9 +101,10 @@ func TestCertificateFiles(t *testing.T) {
 
 	// Replace the files (as certbot renew does): new connections get the
 	// new certificate, no restart.
-	cp2, kp2, serial2 := c.Issue(t, leaf{CN: "registry.test", Names: []string{"registry.test", "127.0.0.1"}})
-	replace(t, keyFile, kp2)
-	replace(t, certFile, cp2)
+	cp2, kp2, sn2 := c.Issue(t, tlstest.Leaf{CN: "registry.test", Names: []string{"registry.test", "127.0.0.1"}})
+	serial2 := sn2.String()
+	tlstest.ReplaceFile(t, keyFile, kp2)
+	tlstest.ReplaceFile(t, certFile, cp2)
 	waitFor(t, 15*time.Second, "the new certificate", func() (bool, string) {
 		got, err := peerSerial(addr, conf)
 		return got == serial2, got + " " + errString(err)
@@ -111,8 +114,8 @@ func TestCertificateFiles(t *testing.T) {
 	}
 	// A broken replacement (key for another certificate) keeps the current
 	// one and is logged.
-	_, kp3, _ := c.Issue(t, leaf{CN: "registry.test", Names: []string{"registry.test"}})
-	replace(t, keyFile, kp3)
+	_, kp3, _ := c.Issue(t, tlstest.Leaf{CN: "registry.test", Names: []string{"registry.test"}})
+	tlstest.ReplaceFile(t, keyFile, kp3)
 	waitFor(t, 15*time.Second, "the broken files to be reported", func() (bool, string) {
 		peerSerial(addr, conf) // files are checked on handshakes
 		return strings.Contains(b.Log(), "cannot be used; still serving the previous certificate"), ""
@@ -133,13 +136,13 @@ func errString(err error) string {
 // with a message naming the problem and the key.
 func TestStartupErrors(t *testing.T) {
 	dir := t.TempDir()
-	c := newCA(t, "berth test CA")
-	expC, expK, _ := c.Issue(t, leaf{CN: "registry.test", Names: []string{"registry.test"},
+	c := tlstest.NewCA(t, "berth test CA")
+	expC, expK, _ := c.Issue(t, tlstest.Leaf{CN: "registry.test", Names: []string{"registry.test"},
 		NotBefore: time.Now().Add(-72 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
-	okC, okK, _ := c.Issue(t, leaf{CN: "registry.test", Names: []string{"registry.test"}})
-	otherC, _, _ := c.Issue(t, leaf{CN: "registry.test", Names: []string{"registry.test"}})
+	okC, okK, _ := c.Issue(t, tlstest.Leaf{CN: "registry.test", Names: []string{"registry.test"}})
+	otherC, _, _ := c.Issue(t, tlstest.Leaf{CN: "registry.test", Names: []string{"registry.test"}})
 	files := func(name string, cp, kp []byte) (string, string) {
-		return write(t, filepath.Join(dir, name+".crt"), cp), write(t, filepath.Join(dir, name+".key"), kp)
+		return tlstest.WriteFile(t, filepath.Join(dir, name+".crt"), cp), tlstest.WriteFile(t, filepath.Join(dir, name+".key"), kp)
 	}
 	expCert, expKey := files("expired", expC, expK)
 	okCert, okKey := files("ok", okC, okK)
@@ -169,9 +172,9 @@ func TestStartupErrors(t *testing.T) {
 func TestClientCertificates(t *testing.T) {
 	dir := t.TempDir()
 	c, certFile, keyFile, _ := filesSetup(t, dir)
-	clients := newCA(t, "berth client CA")
-	other := newCA(t, "someone else's CA")
-	caFile := write(t, filepath.Join(dir, "tls", "clients.pem"), clients.PEM)
+	clients := tlstest.NewCA(t, "berth client CA")
+	other := tlstest.NewCA(t, "someone else's CA")
+	caFile := tlstest.WriteFile(t, filepath.Join(dir, "tls", "clients.pem"), clients.PEM())
 	addr := freeAddr(t, "127.0.0.1")
 	b := startBerth(t, dir, addr, berthConfig(dir, addr, tlsLines(certFile, keyFile, "clientcas: ["+caFile+"]"), ""))
 
