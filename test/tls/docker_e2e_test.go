@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berth-registry/berth/internal/tlsconf/tlstest"
+	testca "github.com/berth-registry/berth/internal/tlsconf/tlstest"
 	"github.com/berth-registry/berth/test/harness"
 )
 
@@ -27,11 +27,11 @@ func TestDockerOverTLS(t *testing.T) {
 	d := requireDocker(t)
 	ns := newNetns(t)
 	dir := t.TempDir()
-	c := tlstest.NewCA(t, "berth docker test CA")
-	cp, kp, _ := c.Issue(t, tlstest.Leaf{CN: ns.IP, Names: []string{ns.IP}})
+	c := testca.NewCA(t, "berth docker test CA")
+	cp, kp, _ := c.Issue(t, testca.Leaf{CN: ns.IP, Names: []string{ns.IP}})
 	addr := ns.Addr(dockerBerthPort)
 	b := startBerthWith(t, dir, addr, berthConfig(dir, addr,
-		tlsLines(tlstest.WriteFile(t, filepath.Join(dir, "tls", "cert.pem"), cp), tlstest.WriteFile(t, filepath.Join(dir, "tls", "key.pem"), kp)), ""),
+		tlsLines(testca.WriteFile(t, filepath.Join(dir, "tls", "cert.pem"), cp), testca.WriteFile(t, filepath.Join(dir, "tls", "key.pem"), kp)), ""),
 		berthOptions{Prefix: ns.Prefix(), ReadyURL: "https://" + addr + "/v2/", ReadyTLS: &tls.Config{RootCAs: c.Pool()}})
 	if !strings.Contains(b.Log(), `msg="berth listening" addr=`+addr+" tls=true") {
 		t.Fatalf("berth does not listen with TLS:\n%s", b.Log())
@@ -41,7 +41,7 @@ func TestDockerOverTLS(t *testing.T) {
 	id := d.importImage(ref, 3<<20, 1)
 
 	// Another CA in certs.d: docker must refuse berth's certificate.
-	certsD(t, addr, map[string][]byte{"ca.crt": tlstest.NewCA(t, "not berth's CA").PEM()})
+	certsD(t, addr, map[string][]byte{"ca.crt": testca.NewCA(t, "not berth's CA").PEM()})
 	out, err := d.run("push", ref)
 	if err == nil || !strings.Contains(out, "x509") {
 		t.Fatalf("push with the wrong CA in certs.d: %v\n%s\nwant a certificate verification error", err, out)
@@ -62,16 +62,16 @@ func TestDockerClientCertificate(t *testing.T) {
 	d := requireDocker(t)
 	ns := newNetns(t)
 	dir := t.TempDir()
-	c := tlstest.NewCA(t, "berth docker test CA")
-	clients := tlstest.NewCA(t, "berth docker client CA")
-	cp, kp, _ := c.Issue(t, tlstest.Leaf{CN: ns.IP, Names: []string{ns.IP}})
+	c := testca.NewCA(t, "berth docker test CA")
+	clients := testca.NewCA(t, "berth docker client CA")
+	cp, kp, _ := c.Issue(t, testca.Leaf{CN: ns.IP, Names: []string{ns.IP}})
 	addr := ns.Addr(dockerBerthPort)
 	// The readiness check presents a client certificate, so the only
 	// refused handshake in berth's log is docker's.
 	ready := &tls.Config{RootCAs: c.Pool(), Certificates: []tls.Certificate{clients.ClientCert(t, "readiness")}}
 	b := startBerthWith(t, dir, addr, berthConfig(dir, addr,
-		tlsLines(tlstest.WriteFile(t, filepath.Join(dir, "tls", "cert.pem"), cp), tlstest.WriteFile(t, filepath.Join(dir, "tls", "key.pem"), kp),
-			"clientcas: ["+tlstest.WriteFile(t, filepath.Join(dir, "tls", "clients.pem"), clients.PEM())+"]"), ""),
+		tlsLines(testca.WriteFile(t, filepath.Join(dir, "tls", "cert.pem"), cp), testca.WriteFile(t, filepath.Join(dir, "tls", "key.pem"), kp),
+			"clientcas: ["+testca.WriteFile(t, filepath.Join(dir, "tls", "clients.pem"), clients.PEM())+"]"), ""),
 		berthOptions{Prefix: ns.Prefix(), ReadyURL: "https://" + addr + "/v2/", ReadyTLS: ready})
 
 	ref := addr + "/mtls/hello:1"
@@ -87,7 +87,7 @@ func TestDockerClientCertificate(t *testing.T) {
 		return strings.Contains(b.Log(), "client didn't provide a certificate"), ""
 	})
 
-	ccert, ckey, _ := clients.Issue(t, tlstest.Leaf{CN: "ci-pusher", Client: true})
+	ccert, ckey, _ := clients.Issue(t, testca.Leaf{CN: "ci-pusher", Client: true})
 	certsD(t, addr, map[string][]byte{"ca.crt": c.PEM(), "client.cert": ccert, "client.key": ckey})
 	d.pushPull(ref, id)
 }

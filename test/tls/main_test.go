@@ -33,7 +33,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berth-registry/berth/internal/tlsconf/tlstest"
+	testca "github.com/berth-registry/berth/internal/tlsconf/tlstest"
 	"github.com/berth-registry/berth/test/harness"
 )
 
@@ -131,7 +131,7 @@ func startBerth(t *testing.T, dir, addr, cfg string) *berth {
 func startBerthWith(t *testing.T, dir, addr, cfg string, opts berthOptions) *berth {
 	t.Helper()
 	b := &berth{t: t, Dir: dir, Config: filepath.Join(dir, "config.yml"), LogPath: filepath.Join(dir, "berth.log"), Addr: addr, opts: opts}
-	tlstest.WriteFile(t, b.Config, []byte(cfg))
+	testca.WriteFile(t, b.Config, []byte(cfg))
 	b.start()
 	t.Cleanup(func() {
 		b.Stop()
@@ -237,7 +237,7 @@ func (b *berth) Log() string {
 func berthFails(t *testing.T, cfg string) string {
 	t.Helper()
 	dir := t.TempDir()
-	path := tlstest.WriteFile(t, filepath.Join(dir, "config.yml"), []byte(cfg))
+	path := testca.WriteFile(t, filepath.Join(dir, "config.yml"), []byte(cfg))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, harness.Binary(t), "serve", path)

@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berth-registry/berth/internal/tlsconf/tlstest"
+	testca "github.com/berth-registry/berth/internal/tlsconf/tlstest"
 	"github.com/berth-registry/berth/test/harness"
 )
 
@@ -61,16 +61,16 @@ func startPebble(t *testing.T, httpPort, tlsPort string, validity int) *pebble {
 	cts.WaitListening(t, dnsMgmt)
 
 	// pebble's own listener needs a certificate for 127.0.0.1.
-	ca := tlstest.NewCA(t, "pebble listener CA")
-	cp, kp, _ := ca.Issue(t, tlstest.Leaf{CN: "localhost", Names: []string{"localhost", "127.0.0.1"}})
+	ca := testca.NewCA(t, "pebble listener CA")
+	cp, kp, _ := ca.Issue(t, testca.Leaf{CN: "localhost", Names: []string{"localhost", "127.0.0.1"}})
 	acmeAddr, mgmtAddr := freeAddr(t, "127.0.0.1"), freeAddr(t, "127.0.0.1")
 	hp, _ := strconv.Atoi(httpPort)
 	tp, _ := strconv.Atoi(tlsPort)
 	conf := map[string]any{"pebble": map[string]any{
 		"listenAddress":                  acmeAddr,
 		"managementListenAddress":        mgmtAddr,
-		"certificate":                    tlstest.WriteFile(t, filepath.Join(dir, "cert.pem"), cp),
-		"privateKey":                     tlstest.WriteFile(t, filepath.Join(dir, "key.pem"), kp),
+		"certificate":                    testca.WriteFile(t, filepath.Join(dir, "cert.pem"), cp),
+		"privateKey":                     testca.WriteFile(t, filepath.Join(dir, "key.pem"), kp),
 		"httpPort":                       hp,
 		"tlsPort":                        tp,
 		"ocspResponderURL":               "",
@@ -78,10 +78,10 @@ func startPebble(t *testing.T, httpPort, tlsPort string, validity int) *pebble {
 		"certificateValidityPeriod":      validity,
 	}}
 	js, _ := json.Marshal(conf)
-	cfgPath := tlstest.WriteFile(t, filepath.Join(dir, "pebble.json"), js)
+	cfgPath := testca.WriteFile(t, filepath.Join(dir, "pebble.json"), js)
 	p := &pebble{
 		DirectoryURL: "https://" + acmeAddr + "/dir",
-		CAFile:       tlstest.WriteFile(t, filepath.Join(dir, "ca.pem"), ca.PEM()),
+		CAFile:       testca.WriteFile(t, filepath.Join(dir, "ca.pem"), ca.PEM()),
 	}
 	p.Proc = startProc(t, "pebble", filepath.Join(dir, "pebble.log"),
 		[]string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"},
@@ -180,7 +180,7 @@ func (d *dockerCLI) importImage(ref string, size int, seed uint64) string {
 		tw.Write(f.body)
 	}
 	tw.Close()
-	tarPath := tlstest.WriteFile(d.t, filepath.Join(d.t.TempDir(), "rootfs.tar"), buf.Bytes())
+	tarPath := testca.WriteFile(d.t, filepath.Join(d.t.TempDir(), "rootfs.tar"), buf.Bytes())
 	d.must("import", tarPath, ref)
 	d.t.Cleanup(func() { d.run("rmi", "-f", ref) })
 	return strings.TrimSpace(d.must("image", "inspect", "--format", "{{.Id}}", ref))
@@ -212,6 +212,6 @@ func certsD(t *testing.T, host string, files map[string][]byte) {
 		os.Remove(filepath.Join(dir, e.Name()))
 	}
 	for name, data := range files {
-		tlstest.WriteFile(t, filepath.Join(dir, name), data)
+		testca.WriteFile(t, filepath.Join(dir, name), data)
 	}
 }

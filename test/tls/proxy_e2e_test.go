@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/berth-registry/berth/internal/tlsconf/tlstest"
+	testca "github.com/berth-registry/berth/internal/tlsconf/tlstest"
 	"github.com/berth-registry/berth/test/harness"
 )
 
@@ -88,11 +88,11 @@ func TestNginx(t *testing.T) {
 		berthConfig(behindDir, behindAddr, "  host: "+public+"\n", ""), berthOptions{Prefix: ns.Prefix()})
 
 	dir := worldReadableDir(t, "berth-nginx-")
-	tlstest.WriteFile(t, filepath.Join(dir, "docker.registry.htpasswd"), htpasswd(t, "testuser", "testpassword"))
-	c := tlstest.NewCA(t, "nginx test CA")
-	cp, kp, _ := c.Issue(t, tlstest.Leaf{CN: ns.IP, Names: []string{ns.IP}})
-	tlstest.WriteFile(t, filepath.Join(dir, "fullchain.pem"), cp)
-	tlstest.WriteFile(t, filepath.Join(dir, "privkey.pem"), kp)
+	testca.WriteFile(t, filepath.Join(dir, "docker.registry.htpasswd"), htpasswd(t, "testuser", "testpassword"))
+	c := testca.NewCA(t, "nginx test CA")
+	cp, kp, _ := c.Issue(t, testca.Leaf{CN: ns.IP, Names: []string{ns.IP}})
+	testca.WriteFile(t, filepath.Join(dir, "fullchain.pem"), cp)
+	testca.WriteFile(t, filepath.Join(dir, "privkey.pem"), kp)
 	seed002, open := freeAddr(t, "127.0.0.1"), freeAddr(t, "127.0.0.1")
 
 	// seed 002's location block, as published (proxy_pass pointed at berth).
@@ -212,8 +212,8 @@ http {
   }
 }
 `
-	confPath := tlstest.WriteFile(t, filepath.Join(dir, "nginx.conf"), []byte(conf))
-	nsConfPath := tlstest.WriteFile(t, filepath.Join(nsRun, "nginx.conf"), []byte(nsConf))
+	confPath := testca.WriteFile(t, filepath.Join(dir, "nginx.conf"), []byte(conf))
+	nsConfPath := testca.WriteFile(t, filepath.Join(nsRun, "nginx.conf"), []byte(nsConf))
 	// ip netns exec NAME nginx ARGS...
 	inNS := func(args ...string) []string { return append(append(ns.Prefix(), nginx), args...) }
 	for _, argv := range [][]string{{nginx, "-t", "-c", confPath}, inNS("-t", "-c", nsConfPath)} {
@@ -307,8 +307,8 @@ func TestApache(t *testing.T) {
 	d := requireDocker(t)
 	berth := harness.Start(t, harness.Options{Name: "berth-behind-apache"})
 	dir := worldReadableDir(t, "berth-apache-")
-	tlstest.WriteFile(t, filepath.Join(dir, "fpro.passwd"), htpasswd(t, "foobar", "abc123"))
-	tlstest.WriteFile(t, filepath.Join(dir, "fent.passwd"), htpasswd(t, "bigco", "s3cret"))
+	testca.WriteFile(t, filepath.Join(dir, "fpro.passwd"), htpasswd(t, "foobar", "abc123"))
+	testca.WriteFile(t, filepath.Join(dir, "fent.passwd"), htpasswd(t, "bigco", "s3cret"))
 	seed000, open, readOnly := freeAddr(t, "127.0.0.1"), freeAddr(t, "127.0.0.1"), freeAddr(t, "127.0.0.1")
 	mods := "/usr/lib/apache2/modules/"
 	var load strings.Builder
@@ -381,7 +381,7 @@ Listen ` + readOnly + `
   </Location>
 </VirtualHost>
 `
-	confPath := tlstest.WriteFile(t, filepath.Join(dir, "apache2.conf"), []byte(conf))
+	confPath := testca.WriteFile(t, filepath.Join(dir, "apache2.conf"), []byte(conf))
 	if out, err := runCmd(apache, "-f", confPath, "-t"); err != nil {
 		t.Fatalf("apache2 -t: %v\n%s", err, out)
 	}

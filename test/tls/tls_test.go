@@ -9,17 +9,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berth-registry/berth/internal/tlsconf/tlstest"
+	testca "github.com/berth-registry/berth/internal/tlsconf/tlstest"
 )
 
 // filesSetup writes a CA and a server certificate for registry.test and
 // 127.0.0.1, and returns the http.tls lines for them.
-func filesSetup(t *testing.T, dir string) (*tlstest.CA, string, string, string) {
+func filesSetup(t *testing.T, dir string) (*testca.CA, string, string, string) {
 	t.Helper()
-	c := tlstest.NewCA(t, "berth test CA")
-	cp, kp, sn := c.Issue(t, tlstest.Leaf{CN: "registry.test", Names: []string{"registry.test", "127.0.0.1"}})
-	certFile := tlstest.WriteFile(t, filepath.Join(dir, "tls", "cert.pem"), cp)
-	keyFile := tlstest.WriteFile(t, filepath.Join(dir, "tls", "key.pem"), kp)
+	c := testca.NewCA(t, "berth test CA")
+	cp, kp, sn := c.Issue(t, testca.Leaf{CN: "registry.test", Names: []string{"registry.test", "127.0.0.1"}})
+	certFile := testca.WriteFile(t, filepath.Join(dir, "tls", "cert.pem"), cp)
+	keyFile := testca.WriteFile(t, filepath.Join(dir, "tls", "key.pem"), kp)
 	return c, certFile, keyFile, sn.String()
 }
 
@@ -101,10 +101,10 @@ func TestCertificateFiles(t *testing.T) {
 
 	// Replace the files (as certbot renew does): new connections get the
 	// new certificate, no restart.
-	cp2, kp2, sn2 := c.Issue(t, tlstest.Leaf{CN: "registry.test", Names: []string{"registry.test", "127.0.0.1"}})
+	cp2, kp2, sn2 := c.Issue(t, testca.Leaf{CN: "registry.test", Names: []string{"registry.test", "127.0.0.1"}})
 	serial2 := sn2.String()
-	tlstest.ReplaceFile(t, keyFile, kp2)
-	tlstest.ReplaceFile(t, certFile, cp2)
+	testca.ReplaceFile(t, keyFile, kp2)
+	testca.ReplaceFile(t, certFile, cp2)
 	waitFor(t, 15*time.Second, "the new certificate", func() (bool, string) {
 		got, err := peerSerial(addr, conf)
 		return got == serial2, got + " " + errString(err)
@@ -114,8 +114,8 @@ func TestCertificateFiles(t *testing.T) {
 	}
 	// A broken replacement (key for another certificate) keeps the current
 	// one and is logged.
-	_, kp3, _ := c.Issue(t, tlstest.Leaf{CN: "registry.test", Names: []string{"registry.test"}})
-	tlstest.ReplaceFile(t, keyFile, kp3)
+	_, kp3, _ := c.Issue(t, testca.Leaf{CN: "registry.test", Names: []string{"registry.test"}})
+	testca.ReplaceFile(t, keyFile, kp3)
 	waitFor(t, 15*time.Second, "the broken files to be reported", func() (bool, string) {
 		peerSerial(addr, conf) // files are checked on handshakes
 		return strings.Contains(b.Log(), "cannot be used; still serving the previous certificate"), ""
@@ -136,13 +136,13 @@ func errString(err error) string {
 // with a message naming the problem and the key.
 func TestStartupErrors(t *testing.T) {
 	dir := t.TempDir()
-	c := tlstest.NewCA(t, "berth test CA")
-	expC, expK, _ := c.Issue(t, tlstest.Leaf{CN: "registry.test", Names: []string{"registry.test"},
+	c := testca.NewCA(t, "berth test CA")
+	expC, expK, _ := c.Issue(t, testca.Leaf{CN: "registry.test", Names: []string{"registry.test"},
 		NotBefore: time.Now().Add(-72 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
-	okC, okK, _ := c.Issue(t, tlstest.Leaf{CN: "registry.test", Names: []string{"registry.test"}})
-	otherC, _, _ := c.Issue(t, tlstest.Leaf{CN: "registry.test", Names: []string{"registry.test"}})
+	okC, okK, _ := c.Issue(t, testca.Leaf{CN: "registry.test", Names: []string{"registry.test"}})
+	otherC, _, _ := c.Issue(t, testca.Leaf{CN: "registry.test", Names: []string{"registry.test"}})
 	files := func(name string, cp, kp []byte) (string, string) {
-		return tlstest.WriteFile(t, filepath.Join(dir, name+".crt"), cp), tlstest.WriteFile(t, filepath.Join(dir, name+".key"), kp)
+		return testca.WriteFile(t, filepath.Join(dir, name+".crt"), cp), testca.WriteFile(t, filepath.Join(dir, name+".key"), kp)
 	}
 	expCert, expKey := files("expired", expC, expK)
 	okCert, okKey := files("ok", okC, okK)
@@ -172,9 +172,9 @@ func TestStartupErrors(t *testing.T) {
 func TestClientCertificates(t *testing.T) {
 	dir := t.TempDir()
 	c, certFile, keyFile, _ := filesSetup(t, dir)
-	clients := tlstest.NewCA(t, "berth client CA")
-	other := tlstest.NewCA(t, "someone else's CA")
-	caFile := tlstest.WriteFile(t, filepath.Join(dir, "tls", "clients.pem"), clients.PEM())
+	clients := testca.NewCA(t, "berth client CA")
+	other := testca.NewCA(t, "someone else's CA")
+	caFile := testca.WriteFile(t, filepath.Join(dir, "tls", "clients.pem"), clients.PEM())
 	addr := freeAddr(t, "127.0.0.1")
 	b := startBerth(t, dir, addr, berthConfig(dir, addr, tlsLines(certFile, keyFile, "clientcas: ["+caFile+"]"), ""))
 
