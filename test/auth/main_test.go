@@ -19,7 +19,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -144,24 +143,10 @@ func (r runner) fails(stdin, name string, args ...string) string {
 	return out + errOut
 }
 
-func exitStatus(err error) string {
-	if err == nil {
-		return "exit 0"
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return fmt.Sprintf("exit %d", ee.ExitCode())
-	}
-	return err.Error()
-}
-
-func clip(s string) string {
-	const max = 4000
-	if len(s) > max {
-		return "..." + s[len(s)-max:]
-	}
-	return s
-}
+var (
+	exitStatus = harness.ExitStatus
+	clip       = harness.Clip
+)
 
 // --- docker -----------------------------------------------------------------
 

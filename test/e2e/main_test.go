@@ -18,7 +18,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -242,24 +241,10 @@ func (r runner) fails(name string, args ...string) string {
 	return errOut
 }
 
-func exitStatus(err error) string {
-	if err == nil {
-		return "exit 0"
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return fmt.Sprintf("exit %d", ee.ExitCode())
-	}
-	return err.Error()
-}
-
-func clip(s string) string {
-	const max = 6000
-	if len(s) > max {
-		return "..." + s[len(s)-max:]
-	}
-	return s
-}
+var (
+	exitStatus = harness.ExitStatus
+	clip       = harness.Clip
+)
 
 func lines(s string) []string {
 	var out []string

@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -96,4 +98,26 @@ func Tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// ExitStatus describes how a command ended, for failure messages.
+func ExitStatus(err error) string {
+	if err == nil {
+		return "exit 0"
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return fmt.Sprintf("exit %d", ee.ExitCode())
+	}
+	return err.Error()
+}
+
+// Clip keeps the last 6,000 bytes of a command's output, where its error
+// usually is.
+func Clip(s string) string {
+	const max = 6000
+	if len(s) > max {
+		return "..." + s[len(s)-max:]
+	}
+	return s
 }
