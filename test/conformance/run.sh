@@ -61,12 +61,14 @@ trap 'exit 130' INT TERM
 
 log() { echo "conformance: $*"; }
 
-# A port nobody listens on. Another process may still take it before the
-# registry binds; start_registry retries with a new port when that happens.
+# A port nobody listens on, below Linux's ephemeral range (32768-60999 by
+# default) so an outgoing connection cannot be holding it. Another process
+# may still take it before the server binds; the servers are started with
+# retries on a new port when that happens.
 free_port() {
 	local p i
 	for i in $(seq 1 200); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((10000 + RANDOM % 22000))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return 0
@@ -74,6 +76,12 @@ free_port() {
 	done
 	echo "conformance: no free port found" >&2
 	return 1
+}
+
+# listens PID PORT: whether process PID listens on 127.0.0.1:PORT (not just
+# anyone: a port can be taken between free_port and the bind).
+listens() {
+	ss -Hltnp "sport = :$2" 2>/dev/null | grep -q "pid=$1,"
 }
 
 # --- binaries ---------------------------------------------------------------
@@ -155,15 +163,35 @@ if [[ "$storage_mode" == s3 ]]; then
 		log "CONFORMANCE_STORAGE=s3 needs versitygw (internal/storage/s3/testdata/install-s3-server.sh)"
 		exit 1
 	fi
-	s3_port="$(free_port)"
 	mkdir -p "$work/s3/conformance"
-	ROOT_ACCESS_KEY=conformance ROOT_SECRET_KEY=conformance-secret \
-		"$vgw" --port "127.0.0.1:$s3_port" posix "$work/s3" >"$work/s3.log" 2>&1 &
-	s3_pid=$!
-	for _ in $(seq 1 150); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$s3_port") 2>/dev/null && break
-		sleep 0.2
+	# Ready when our process listens on the port: a port taken by someone
+	# else between free_port and the bind makes versitygw exit (after
+	# printing its banner), and then another port is tried.
+	s3_ready=0
+	for attempt in 1 2 3; do
+		s3_port="$(free_port)"
+		ROOT_ACCESS_KEY=conformance ROOT_SECRET_KEY=conformance-secret \
+			"$vgw" --port "127.0.0.1:$s3_port" posix "$work/s3" >"$work/s3.log" 2>&1 &
+		s3_pid=$!
+		deadline=$((SECONDS + 30))
+		while ((SECONDS < deadline)) && kill -0 "$s3_pid" 2>/dev/null; do
+			if listens "$s3_pid" "$s3_port"; then
+				s3_ready=1
+				break
+			fi
+			sleep 0.2
+		done
+		((s3_ready)) && break
+		log "versitygw did not start on 127.0.0.1:$s3_port (attempt $attempt); its log:"
+		sed 's/^/    /' "$work/s3.log" | tail -n 20
+		kill "$s3_pid" 2>/dev/null || true
+		wait "$s3_pid" 2>/dev/null || true
+		s3_pid=""
 	done
+	if ((!s3_ready)); then
+		log "versitygw could not be started"
+		exit 1
+	fi
 	log "storage: s3 (versitygw on 127.0.0.1:$s3_port)"
 elif [[ "$storage_mode" != filesystem ]]; then
 	log "CONFORMANCE_STORAGE=$storage_mode: want filesystem or s3"
@@ -222,7 +250,7 @@ EOF
 				break
 			fi
 			code="$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$port/v2/" || true)"
-			if [[ "$code" == 200 || "$code" == 401 ]]; then
+			if [[ "$code" == 200 || "$code" == 401 ]] && listens "$registry_pid" "$port"; then
 				log "registry answers /v2/ with $code"
 				return 0
 			fi
