@@ -34,6 +34,12 @@ type Upload struct {
 
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
+// rehashLimit is the upload size up to which no hash state is stored: the
+// next chunk rehashes the stored bytes instead (under a millisecond of
+// CPU), which is cheaper than creating and later deleting the state's
+// files and directories, the configs and small layers of every push.
+const rehashLimit = 1 << 20
+
 func validateUploadID(id string) error {
 	if len(id) != 36 {
 		return newError(CodeBlobUploadUnknown, "upload %q unknown", truncate(id))
@@ -250,13 +256,34 @@ func (r *Registry) openUpload(ctx context.Context, repo, id string, size int64) 
 		return nil, nil, fmt.Errorf("open upload %s: %w", id, err)
 	}
 	h := sha256.New()
-	if w.Size() > 0 {
+	switch {
+	case w.Size() == 0:
+	case w.Size() <= rehashLimit:
+		if err := r.rehash(ctx, h, uploadDataPath(repo, id), w.Size()); err != nil {
+			w.Close()
+			return nil, nil, fmt.Errorf("open upload %s: %w", id, err)
+		}
+	default:
 		state, err := r.driver.GetContent(ctx, hashStatePath(repo, id, w.Size()))
 		if err != nil || h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state) != nil {
 			h = nil
 		}
 	}
 	return w, h, nil
+}
+
+// rehash feeds the first size bytes stored at p into h.
+func (r *Registry) rehash(ctx context.Context, h hash.Hash, p string, size int64) error {
+	rc, err := r.driver.Reader(ctx, p, 0)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	n, err := io.Copy(h, io.LimitReader(rc, size))
+	if err == nil && n != size {
+		err = fmt.Errorf("%s holds %d bytes, not %d", p, n, size)
+	}
+	return err
 }
 
 func hashStatePath(repo, id string, offset int64) string {
@@ -308,7 +335,7 @@ func (r *Registry) copyHashed(w storage.FileWriter, h hash.Hash, body io.Reader,
 // size, so the next chunk (on any instance) continues hashing without
 // re-reading the upload; the state for the previous size is dropped.
 func (r *Registry) saveHashState(ctx context.Context, repo, id string, h hash.Hash, before, after int64) {
-	if h != nil && after != before {
+	if h != nil && after != before && after > rehashLimit {
 		// A cut body cancels the request's context; the state of the bytes
 		// that did arrive is still worth keeping for the resumed upload.
 		ctx := context.WithoutCancel(ctx)
@@ -318,7 +345,7 @@ func (r *Registry) saveHashState(ctx context.Context, repo, id string, h hash.Ha
 		}
 		if err != nil {
 			r.logger(ctx).Warn("cannot save upload hash state", "upload", id, "err", err)
-		} else if before > 0 {
+		} else if before > rehashLimit {
 			if err := r.driver.Delete(ctx, hashStatePath(repo, id, before)); err != nil && !isNotFound(err) {
 				r.logger(ctx).Warn("cannot remove old upload hash state", "upload", id, "err", err)
 			}

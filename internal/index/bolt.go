@@ -2,10 +2,15 @@
 // records, referrers) in an embedded bbolt database, so catalog, tag and
 // referrer queries never walk storage.
 //
-// The database records whether it was closed cleanly. A process that dies
-// without closing may have written storage without updating the index, so
-// Open reports such a database as stale and the registry rebuilds it from the
-// storage layout, which stays the single source of truth.
+// The storage layout is the single source of truth and the index is derived
+// from it, so the index need not survive a crash, only never be trusted
+// after one. While a process has the index open, a marker file next to it
+// says so; a process that dies without closing leaves the marker behind, and
+// the next Open starts from an empty database that the registry rebuilds
+// from storage. That is what lets writes skip fsync (bbolt's NoSync): a
+// manifest push costs no index sync, and concurrent pushes do not queue
+// behind one another's syncs. Close makes everything durable before it
+// removes the marker.
 package index
 
 import (
@@ -36,6 +41,8 @@ var (
 	keyState   = []byte("state")
 	keyVersion = []byte("version")
 
+	// The state key predates the marker file and is still kept, so a
+	// database closed by this version reads as clean to an older one.
 	stateClean = []byte("clean")
 	stateOpen  = []byte("open")
 
@@ -46,11 +53,17 @@ var (
 
 // Bolt is a content.Index in a bbolt file.
 type Bolt struct {
-	db    *bolt.DB
-	stale bool
+	db     *bolt.DB
+	marker string
+	unlock func()
+	stale  bool
 }
 
 var _ content.Index = (*Bolt)(nil)
+
+// lockTimeout is how long Open waits for another process to release the
+// index before failing instead of hanging.
+const lockTimeout = 2 * time.Second
 
 // Open opens or creates the index at path. Another process holding the file
 // makes Open fail after a short wait instead of hanging.
@@ -58,17 +71,49 @@ func Open(path string) (*Bolt, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("open index %s: %w", path, err)
 	}
-	// A large initial mapping (address space, not memory) spares a rebuild
-	// the remaps, and the copies of every open node each remap costs, as
-	// the file grows.
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, InitialMmapSize: 1 << 30})
+	// A lock of our own, not bbolt's lock on the database file: with it
+	// held, a database left behind by a crash can be replaced (bbolt's lock
+	// goes with the file being replaced, and a torn file may not open).
+	unlock, err := lockFile(path+".lock", lockTimeout)
 	if err != nil {
-		if errors.Is(err, bolterrors.ErrTimeout) {
-			return nil, fmt.Errorf("open index %s: locked by another berth process", path)
-		}
 		return nil, fmt.Errorf("open index %s: %w", path, err)
 	}
-	b := &Bolt{db: db}
+	b, err := open(path)
+	if err != nil {
+		unlock()
+		return nil, fmt.Errorf("open index %s: %w", path, err)
+	}
+	b.unlock = unlock
+	return b, nil
+}
+
+func open(path string) (*Bolt, error) {
+	marker := path + ".open"
+	_, err := os.Stat(marker)
+	crashed := err == nil
+	if crashed {
+		// Written without syncs and never closed: its pages may be torn,
+		// and reading torn pages can panic inside bbolt. Start empty.
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+	}
+	db, err := openBolt(path)
+	if errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) || errors.Is(err, bolterrors.ErrVersionMismatch) {
+		// Unreadable for another reason (a disk problem, a foreign
+		// file): it holds nothing storage cannot give again.
+		if err := os.Remove(path); err != nil {
+			return nil, err
+		}
+		crashed = true
+		db, err = openBolt(path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b := &Bolt{db: db, marker: marker, stale: crashed}
+	// This write is synced (NoSync is still off): the database on disk is
+	// consistent before the unsynced writes begin.
 	err = db.Update(func(tx *bolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 		if err != nil {
@@ -77,30 +122,88 @@ func Open(path string) (*Bolt, error) {
 		if _, err := tx.CreateBucketIfNotExists(bucketRepos); err != nil {
 			return err
 		}
-		b.stale = !bytes.Equal(meta.Get(keyState), stateClean) ||
-			string(meta.Get(keyVersion)) != schemaVersion
+		if !bytes.Equal(meta.Get(keyState), stateClean) || string(meta.Get(keyVersion)) != schemaVersion {
+			b.stale = true
+		}
 		return meta.Put(keyState, stateOpen)
 	})
+	if err == nil {
+		err = writeMarker(marker)
+	}
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open index %s: %w", path, err)
+		return nil, err
 	}
+	db.NoSync = true
 	return b, nil
+}
+
+func openBolt(path string) (*bolt.DB, error) {
+	// A large initial mapping (address space, not memory) spares a rebuild
+	// the remaps, and the copies of every open node each remap costs, as
+	// the file grows.
+	return bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout, InitialMmapSize: 1 << 30})
+}
+
+// writeMarker creates the "open" marker durably: it must be on disk before
+// any unsynced write to the database is.
+func writeMarker(marker string) error {
+	f, err := os.OpenFile(marker, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString("berth has this index open; if no berth runs, it stopped without closing the index, which is rebuilt at the next start\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(marker))
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Stale reports whether the index may not match storage (new database, other
 // schema, or not closed cleanly) and must be rebuilt before use.
 func (b *Bolt) Stale() bool { return b.stale }
 
-// Close marks the index clean and closes it.
+// Close makes the index durable, marks it clean and closes it. Only a
+// successful Close removes the "open" marker.
 func (b *Bolt) Close() error {
+	// A synced commit: its fdatasync also covers every unsynced write
+	// before it, so the clean state reaches the disk after all of them.
+	b.db.NoSync = false
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketMeta).Put(keyState, stateClean)
 	})
 	if cerr := b.db.Close(); err == nil {
 		err = cerr
 	}
-	return err
+	if err == nil {
+		err = os.Remove(b.marker)
+		if err == nil {
+			err = syncDir(filepath.Dir(b.marker))
+		}
+	}
+	b.unlock()
+	if err != nil {
+		return fmt.Errorf("close index: %w", err)
+	}
+	return nil
 }
 
 func repoBucket(tx *bolt.Tx, repo string, create bool) (*bolt.Bucket, error) {

@@ -1,8 +1,13 @@
 package index
 
 import (
+	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/berth-registry/berth/internal/content"
 	"github.com/berth-registry/berth/internal/index/indextest"
@@ -17,4 +22,133 @@ func TestIndexSuite(t *testing.T) {
 		t.Cleanup(func() { b.Close() })
 		return b
 	})
+}
+
+var testDigest = digest.FromString("manifest")
+
+func openT(t *testing.T, path string) *Bolt {
+	t.Helper()
+	b, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func tagOf(t *testing.T, b *Bolt) (digest.Digest, bool) {
+	t.Helper()
+	d, ok, err := b.Tag(context.Background(), "org/app", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, ok
+}
+
+// crash drops the index the way a killed process does: the database file and
+// the lock are released, nothing is marked clean.
+func crash(t *testing.T, b *Bolt) {
+	t.Helper()
+	if err := b.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b.unlock()
+}
+
+func TestCleanCloseKeepsIndex(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index.db")
+	b := openT(t, path)
+	if !b.Stale() {
+		t.Fatal("a new index must be stale (built from storage before use)")
+	}
+	if err := b.Replace(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PutTag(context.Background(), "org/app", "v1", testDigest); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + ".open"); err != nil {
+		t.Fatalf("an open index must have its marker: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + ".open"); !os.IsNotExist(err) {
+		t.Fatalf("Close must remove the marker, stat: %v", err)
+	}
+
+	b = openT(t, path)
+	defer b.Close()
+	if b.Stale() {
+		t.Fatal("a cleanly closed index must not be stale")
+	}
+	if d, ok := tagOf(t, b); !ok || d != testDigest {
+		t.Fatalf("tag after reopen = %q, %v; want %s", d, ok, testDigest)
+	}
+}
+
+func TestCrashStartsEmpty(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index.db")
+	b := openT(t, path)
+	if err := b.Replace(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PutTag(context.Background(), "org/app", "v1", testDigest); err != nil {
+		t.Fatal(err)
+	}
+	crash(t, b)
+
+	b = openT(t, path)
+	defer b.Close()
+	if !b.Stale() {
+		t.Fatal("an index not closed cleanly must be stale")
+	}
+	// Unsynced writes of a crashed process are never trusted, even when
+	// they reached the file: the rebuild starts from nothing.
+	if d, ok := tagOf(t, b); ok {
+		t.Fatalf("an index left by a crash must start empty, has tag -> %s", d)
+	}
+}
+
+func TestTornFileIsReplaced(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		marker bool
+	}{
+		{"after a crash", true},
+		{"without a marker", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "index.db")
+			garbage := []byte(strings.Repeat("not a bbolt page ", 2000))
+			if err := os.WriteFile(path, garbage, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if tc.marker {
+				if err := os.WriteFile(path+".open", nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b := openT(t, path)
+			defer b.Close()
+			if !b.Stale() {
+				t.Fatal("a replaced index must be stale")
+			}
+			if err := b.PutTag(context.Background(), "org/app", "v1", testDigest); err != nil {
+				t.Fatalf("the new index must be writable: %v", err)
+			}
+		})
+	}
+}
+
+func TestSecondOpenFails(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index.db")
+	b := openT(t, path)
+	defer b.Close()
+	_, err := Open(path)
+	if err == nil || !strings.Contains(err.Error(), "locked by another berth process") {
+		t.Fatalf("second Open: %v; want a lock error", err)
+	}
+	if _, err := os.Stat(path + ".open"); err != nil {
+		t.Fatalf("a refused Open must leave the holder's marker: %v", err)
+	}
 }
