@@ -33,7 +33,9 @@ type Index interface {
 	// Referrers lists the manifests of repo whose subject is d.
 	Referrers(ctx context.Context, repo string, d digest.Digest) ([]ManifestRecord, error)
 
-	// Replace swaps the whole index for the given snapshot in one step.
+	// Replace swaps the whole index for the given snapshot. An index whose
+	// Replace failed midway must read as stale (needing a rebuild) until a
+	// later Replace succeeds.
 	Replace(ctx context.Context, repos []RepositorySnapshot) error
 }
 

@@ -447,38 +447,64 @@ func (b *Bolt) Referrers(ctx context.Context, repo string, d digest.Digest) ([]c
 	return out, nil
 }
 
+// Replace writes the snapshot in transactions of replaceBatch repositories:
+// one transaction for a whole registry holds every node it touches in
+// memory (most of a rebuild's peak RSS) and grows the file under it. The
+// result is only trusted once the last transaction records the schema
+// version: an index left halfway (a failure, or a crash, which the marker
+// catches anyway) reads as stale at the next Open and is rebuilt again.
+// Nobody reads the index meanwhile: the registry rebuilds before serving,
+// and `berth index rebuild` holds the lock.
 func (b *Bolt) Replace(ctx context.Context, repos []content.RepositorySnapshot) error {
 	err := b.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketMeta).Delete(keyVersion); err != nil {
+			return err
+		}
 		if err := tx.DeleteBucket(bucketRepos); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 			return err
 		}
-		if _, err := tx.CreateBucket(bucketRepos); err != nil {
-			return err
-		}
-		for _, r := range repos {
-			if _, err := repoBucket(tx, r.Name, true); err != nil {
-				return err
-			}
-			for _, m := range r.Manifests {
-				if err := putManifest(tx, r.Name, m); err != nil {
-					return err
-				}
-			}
-			rb, err := repoBucket(tx, r.Name, true)
-			if err != nil {
-				return err
-			}
-			for _, t := range r.Tags {
-				if err := rb.Bucket(subTags).Put([]byte(t.Name), []byte(t.Digest)); err != nil {
-					return err
-				}
-			}
-		}
-		return tx.Bucket(bucketMeta).Put(keyVersion, []byte(schemaVersion))
+		_, err := tx.CreateBucket(bucketRepos)
+		return err
 	})
+	for len(repos) > 0 && err == nil {
+		if err = ctx.Err(); err != nil {
+			break
+		}
+		batch := repos[:min(replaceBatch, len(repos))]
+		repos = repos[len(batch):]
+		err = b.db.Update(func(tx *bolt.Tx) error { return putSnapshots(tx, batch) })
+	}
+	if err == nil {
+		err = b.db.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketMeta).Put(keyVersion, []byte(schemaVersion))
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("index replace: %w", err)
 	}
 	b.stale = false
+	return nil
+}
+
+// replaceBatch is how many repositories one transaction of Replace writes.
+const replaceBatch = 500
+
+func putSnapshots(tx *bolt.Tx, repos []content.RepositorySnapshot) error {
+	for _, r := range repos {
+		rb, err := repoBucket(tx, r.Name, true)
+		if err != nil {
+			return err
+		}
+		for _, m := range r.Manifests {
+			if err := putManifest(tx, r.Name, m); err != nil {
+				return err
+			}
+		}
+		for _, t := range r.Tags {
+			if err := rb.Bucket(subTags).Put([]byte(t.Name), []byte(t.Digest)); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }

@@ -2,6 +2,8 @@ package index
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -150,5 +152,65 @@ func TestSecondOpenFails(t *testing.T) {
 	}
 	if _, err := os.Stat(path + ".open"); err != nil {
 		t.Fatalf("a refused Open must leave the holder's marker: %v", err)
+	}
+}
+
+// cancelAfter is a context that reports cancellation from its nth Err call
+// on, to stop Replace between two of its transactions.
+type cancelAfter struct {
+	context.Context
+	n int
+}
+
+func (c *cancelAfter) Err() error {
+	if c.n--; c.n < 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+func snapshots(n int) []content.RepositorySnapshot {
+	repos := make([]content.RepositorySnapshot, n)
+	for i := range repos {
+		repos[i] = content.RepositorySnapshot{
+			Name:      fmt.Sprintf("org/app%05d", i),
+			Manifests: []content.ManifestRecord{{Digest: testDigest, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2}},
+			Tags:      []content.Tag{{Name: "v1", Digest: testDigest}},
+		}
+	}
+	return repos
+}
+
+func TestReplaceInBatches(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "index.db")
+	b := openT(t, path)
+	want := snapshots(2*replaceBatch + 7)
+	if err := b.Replace(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	if b.Stale() {
+		t.Fatal("stale after a successful Replace")
+	}
+	got, err := b.Repositories(ctx, "", 10*replaceBatch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) || got[0] != want[0].Name || got[len(got)-1] != want[len(want)-1].Name {
+		t.Fatalf("after Replace: %d repositories (%v ... ), want %d", len(got), got[:1], len(want))
+	}
+
+	// Stopped after its first batch, Replace fails and leaves an index
+	// that is stale even after a clean close.
+	if err := b.Replace(&cancelAfter{Context: ctx, n: 1}, want); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted Replace: %v, want context.Canceled", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b = openT(t, path)
+	defer b.Close()
+	if !b.Stale() {
+		t.Fatal("an index whose Replace stopped halfway must be stale")
 	}
 }
