@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -58,6 +59,8 @@ type routeKind int
 
 const (
 	routeNone routeKind = iota
+	routeBase
+	routeCatalog
 	routeManifest
 	routeBlob
 	routeUploadStart
@@ -113,12 +116,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/v2", "/v2/":
 		if r, ok := h.authorize(w, r, nil); ok {
-			h.methods(w, r, map[string]http.HandlerFunc{http.MethodGet: h.base, http.MethodHead: h.base})
+			h.dispatch(w, r, route{kind: routeBase})
 		}
 		return
 	case "/v2/_catalog":
 		if r, ok := h.authorize(w, r, []auth.Access{auth.Catalog}); ok {
-			h.methods(w, r, map[string]http.HandlerFunc{http.MethodGet: h.catalog})
+			h.dispatch(w, r, route{kind: routeCatalog})
 		}
 		return
 	}
@@ -135,50 +138,51 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var m map[string]http.HandlerFunc
-	with := func(f func(http.ResponseWriter, *http.Request, route)) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) { f(w, r, rt) }
-	}
-	switch rt.kind {
-	case routeManifest:
-		m = map[string]http.HandlerFunc{
-			http.MethodGet: with(h.getManifest), http.MethodHead: with(h.getManifest),
-			http.MethodPut: with(h.putManifest), http.MethodDelete: with(h.deleteManifest),
-		}
-	case routeBlob:
-		m = map[string]http.HandlerFunc{
-			http.MethodGet: with(h.getBlob), http.MethodHead: with(h.getBlob),
-			http.MethodDelete: with(h.deleteBlob),
-		}
-	case routeUploadStart:
-		m = map[string]http.HandlerFunc{http.MethodPost: with(h.startUpload)}
-	case routeUpload:
-		m = map[string]http.HandlerFunc{
-			http.MethodGet: with(h.uploadStatus), http.MethodPatch: with(h.patchUpload),
-			http.MethodPut: with(h.finishUpload), http.MethodDelete: with(h.cancelUpload),
-		}
-	case routeTags:
-		m = map[string]http.HandlerFunc{http.MethodGet: with(h.tags)}
-	case routeReferrers:
-		m = map[string]http.HandlerFunc{http.MethodGet: with(h.referrers)}
-	}
-	h.methods(w, r, m)
+	h.dispatch(w, r, rt)
 }
 
-func (h *Handler) methods(w http.ResponseWriter, r *http.Request, m map[string]http.HandlerFunc) {
+// endpoint is a handler method as a method expression, so the tables below
+// are built once rather than a closure per request.
+type endpoint func(h *Handler, w http.ResponseWriter, r *http.Request, rt route)
+
+var endpoints = map[routeKind]map[string]endpoint{
+	routeBase:    {http.MethodGet: (*Handler).base, http.MethodHead: (*Handler).base},
+	routeCatalog: {http.MethodGet: (*Handler).catalog},
+	routeManifest: {
+		http.MethodGet: (*Handler).getManifest, http.MethodHead: (*Handler).getManifest,
+		http.MethodPut: (*Handler).putManifest, http.MethodDelete: (*Handler).deleteManifest,
+	},
+	routeBlob: {
+		http.MethodGet: (*Handler).getBlob, http.MethodHead: (*Handler).getBlob,
+		http.MethodDelete: (*Handler).deleteBlob,
+	},
+	routeUploadStart: {http.MethodPost: (*Handler).startUpload},
+	routeUpload: {
+		http.MethodGet: (*Handler).uploadStatus, http.MethodPatch: (*Handler).patchUpload,
+		http.MethodPut: (*Handler).finishUpload, http.MethodDelete: (*Handler).cancelUpload,
+	},
+	routeTags:      {http.MethodGet: (*Handler).tags},
+	routeReferrers: {http.MethodGet: (*Handler).referrers},
+}
+
+// dispatch calls the endpoint for the request's method, or answers 405
+// with the methods the route has.
+func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, rt route) {
+	m := endpoints[rt.kind]
 	if f, ok := m[r.Method]; ok {
-		f(w, r)
+		f(h, w, r, rt)
 		return
 	}
 	allowed := make([]string, 0, len(m))
 	for k := range m {
 		allowed = append(allowed, k)
 	}
+	slices.Sort(allowed)
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
 	writeJSONError(w, http.StatusMethodNotAllowed, string(content.CodeUnsupported), "method "+r.Method+" not allowed here", nil)
 }
 
-func (h *Handler) base(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) base(w http.ResponseWriter, r *http.Request, _ route) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", "2")
 	w.WriteHeader(http.StatusOK)

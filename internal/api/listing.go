@@ -54,7 +54,7 @@ func (h *Handler) tags(w http.ResponseWriter, r *http.Request, rt route) {
 	}{rt.name, tags})
 }
 
-func (h *Handler) catalog(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) catalog(w http.ResponseWriter, r *http.Request, _ route) {
 	n, last, err := pageParams(r)
 	if err != nil {
 		h.writeError(w, r, err)

@@ -54,6 +54,7 @@ var (
 // Bolt is a content.Index in a bbolt file.
 type Bolt struct {
 	db     *bolt.DB
+	tags   *tagCache
 	marker string
 	unlock func()
 	stale  bool
@@ -111,7 +112,7 @@ func open(path string) (*Bolt, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Bolt{db: db, marker: marker, stale: crashed}
+	b := &Bolt{db: db, tags: newTagCache(), marker: marker, stale: crashed}
 	// This write is synced (NoSync is still off): the database on disk is
 	// consistent before the unsynced writes begin.
 	err = db.Update(func(tx *bolt.Tx) error {
@@ -290,6 +291,7 @@ func (b *Bolt) DeleteManifest(ctx context.Context, repo string, d digest.Digest)
 		// in storage; the conformance suite expects its tag list to answer.
 		return nil
 	})
+	b.tags.forget(repo, "")
 	if err != nil {
 		return fmt.Errorf("index delete manifest %s@%s: %w", repo, d, err)
 	}
@@ -326,8 +328,10 @@ func (b *Bolt) PutTag(ctx context.Context, repo, tag string, d digest.Digest) er
 		return rb.Bucket(subTags).Put([]byte(tag), []byte(d))
 	})
 	if err != nil {
+		b.tags.forget(repo, tag)
 		return fmt.Errorf("index put tag %s:%s: %w", repo, tag, err)
 	}
+	b.tags.set(repo, tag, d)
 	return nil
 }
 
@@ -339,6 +343,7 @@ func (b *Bolt) DeleteTag(ctx context.Context, repo, tag string) error {
 		}
 		return rb.Bucket(subTags).Delete([]byte(tag))
 	})
+	b.tags.forget(repo, tag)
 	if err != nil {
 		return fmt.Errorf("index delete tag %s:%s: %w", repo, tag, err)
 	}
@@ -346,7 +351,10 @@ func (b *Bolt) DeleteTag(ctx context.Context, repo, tag string) error {
 }
 
 func (b *Bolt) Tag(ctx context.Context, repo, tag string) (digest.Digest, bool, error) {
-	var d digest.Digest
+	d, ok, gen := b.tags.get(repo, tag)
+	if ok {
+		return d, true, nil
+	}
 	err := b.db.View(func(tx *bolt.Tx) error {
 		rb, _ := repoBucket(tx, repo, false)
 		if rb == nil {
@@ -358,7 +366,11 @@ func (b *Bolt) Tag(ctx context.Context, repo, tag string) (digest.Digest, bool, 
 	if err != nil {
 		return "", false, fmt.Errorf("index tag %s:%s: %w", repo, tag, err)
 	}
-	return d, d != "", nil
+	if d == "" {
+		return "", false, nil
+	}
+	b.tags.fill(gen, repo, tag, d)
+	return d, true, nil
 }
 
 // page walks the keys of bkt in order, starting after last, collecting at
@@ -456,6 +468,7 @@ func (b *Bolt) Referrers(ctx context.Context, repo string, d digest.Digest) ([]c
 // Nobody reads the index meanwhile: the registry rebuilds before serving,
 // and `berth index rebuild` holds the lock.
 func (b *Bolt) Replace(ctx context.Context, repos []content.RepositorySnapshot) error {
+	defer b.tags.reset()
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketMeta).Delete(keyVersion); err != nil {
 			return err

@@ -281,11 +281,22 @@ func testDeleteManifestTakesTags(t *testing.T, idx content.Index) {
 		must(t, idx.PutTag(ctx, "r", tg, m1.Digest))
 	}
 	must(t, idx.PutTag(ctx, "r", "keep", m2.Digest))
+	// Looked up once before the delete, as a cache in the index would be
+	// filled.
+	_, ok, err := idx.Tag(ctx, "r", "a")
+	must(t, err)
+	equal(t, "tag a before the delete", ok, true)
 	must(t, idx.DeleteManifest(ctx, "r", m1.Digest))
-	_, ok, err := idx.Manifest(ctx, "r", m1.Digest)
+	_, ok, err = idx.Manifest(ctx, "r", m1.Digest)
 	must(t, err)
 	equal(t, "deleted manifest found", ok, false)
 	equal(t, "tags", tagNames(t, idx, "r", "", -1), []string{"keep"})
+	_, ok, err = idx.Tag(ctx, "r", "a")
+	must(t, err)
+	equal(t, "tag a of the deleted manifest found", ok, false)
+	d, ok, err := idx.Tag(ctx, "r", "keep")
+	must(t, err)
+	equal(t, "tag keep", []any{d, ok}, []any{m2.Digest, true})
 	ok, err = idx.HasRepository(ctx, "r")
 	must(t, err)
 	equal(t, "repository", ok, true)
@@ -386,6 +397,11 @@ func testReplace(t *testing.T, idx content.Index) {
 	must(t, idx.PutTag(ctx, "old/repo", "latest", old.Digest))
 	must(t, idx.PutManifest(ctx, "kept", old))
 	must(t, idx.PutTag(ctx, "kept", "stale", old.Digest))
+	for _, ref := range [][2]string{{"old/repo", "latest"}, {"kept", "stale"}} {
+		_, ok, err := idx.Tag(ctx, ref[0], ref[1])
+		must(t, err)
+		equal(t, "tag before Replace", ok, true)
+	}
 
 	a1, a2 := Record("a1"), Record("a2")
 	ref := Record("ref")
@@ -421,6 +437,11 @@ func testReplace(t *testing.T, idx content.Index) {
 	d, ok, err := idx.Tag(ctx, "new/one", "latest")
 	must(t, err)
 	equal(t, "tag", []any{d, ok}, []any{a1.Digest, true})
+	for _, ref := range [][2]string{{"old/repo", "latest"}, {"kept", "stale"}} {
+		_, ok, err := idx.Tag(ctx, ref[0], ref[1])
+		must(t, err)
+		equal(t, "tag "+ref[0]+":"+ref[1]+" after Replace", ok, false)
+	}
 
 	// The index keeps working normally afterwards.
 	must(t, idx.PutManifest(ctx, "after", a2))
