@@ -123,15 +123,20 @@ func (r *Registry) AppendUpload(ctx context.Context, repo, id string, start int6
 		return u, err
 	}
 	before := w.Size()
-	_, cerr := r.copyHashed(w, h, body, id)
-	r.saveHashState(ctx, repo, id, h, before, w.Size())
+	hashed, cerr := r.copyHashed(w, h, body, id)
 	// Close is what makes the chunk durable (an fsync, or completing an
 	// object store's multipart upload): its failure fails the request, and
 	// the size reported is what storage kept.
-	if err := w.Close(); err != nil && cerr == nil {
-		cerr = fmt.Errorf("store chunk of upload %s: %w", id, err)
+	closeErr := w.Close()
+	if closeErr != nil && cerr == nil {
+		cerr = fmt.Errorf("store chunk of upload %s: %w", id, closeErr)
 	}
 	u.Size = w.Size()
+	// The hash state is saved only for bytes storage holds, all of them
+	// hashed: a writer that buffers may lose accepted bytes when it fails.
+	if closeErr == nil && u.Size == before+hashed {
+		r.saveHashState(ctx, repo, id, h, before, u.Size)
+	}
 	return u, cerr
 }
 

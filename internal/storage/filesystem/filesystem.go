@@ -361,14 +361,20 @@ var (
 )
 
 // fileWriter is the storage.FileWriter of the filesystem driver. Writes go
-// straight to the *os.File: layer streams arrive in large chunks, and a
-// bufio layer would only add a copy.
+// straight to the *os.File (layer streams arrive in large chunks, and a
+// bufio layer would only add a copy) until the file passes
+// directThreshold; from there on they are staged and written direct
+// (direct.go).
 type fileWriter struct {
 	f     *os.File
 	path  string
-	size  int64
+	size  int64 // bytes accepted: in the file, plus staged
 	dirty bool  // bytes written since open and not yet synced
 	err   error // non-nil once closed, committed or cancelled
+
+	stage    *[]byte // direct mode: aligned staging buffer, else nil
+	staged   int     // bytes in *stage, which start at file offset size-staged
+	noDirect bool    // direct I/O refused here: stay with the page cache
 }
 
 var (
@@ -376,24 +382,131 @@ var (
 	_ io.ReaderFrom      = (*fileWriter)(nil)
 )
 
+// Write accepts b. Staged bytes count as written; if writing them fails
+// later, Size drops back to what the file holds.
 func (w *fileWriter) Write(b []byte) (int, error) {
 	if w.err != nil {
 		return 0, &storage.PathError{Op: "write", Path: w.path, Err: w.err}
 	}
-	n, err := w.f.Write(b)
-	w.size += int64(n)
-	w.dirty = w.dirty || n > 0
-	if err != nil {
-		return n, &storage.PathError{Op: "write", Path: w.path, Err: err}
+	written := 0
+	for len(b) > 0 {
+		var n int
+		var err error
+		switch {
+		case w.stage != nil:
+			n = copy((*w.stage)[w.staged:], b)
+			w.staged += n
+			w.size += int64(n)
+			if w.staged == len(*w.stage) {
+				err = w.flushStage(false)
+			}
+		case !w.noDirect && w.size >= directThreshold && w.size%directAlign == 0:
+			w.startDirect()
+			continue
+		default:
+			chunk := b
+			if !w.noDirect {
+				// Through the cache up to the aligned offset where
+				// direct writes can begin.
+				switchAt := max(directThreshold, alignDown(w.size+directAlign-1))
+				chunk = b[:min(int64(len(b)), switchAt-w.size)]
+			}
+			n, err = w.f.Write(chunk)
+			w.size += int64(n)
+			w.dirty = w.dirty || n > 0
+		}
+		written += n
+		b = b[n:]
+		if err != nil {
+			return written, &storage.PathError{Op: "write", Path: w.path, Err: err}
+		}
 	}
-	return n, nil
+	return written, nil
+}
+
+// startDirect switches the file to direct writes, or, where the filesystem
+// has none, marks the writer to stay with the page cache.
+func (w *fileWriter) startDirect() {
+	if err := setDirect(w.f, true); err != nil {
+		w.noDirect = true
+		return
+	}
+	w.stage = stagePool.Get().(*[]byte)
+	w.staged = 0
+}
+
+// flushStage writes the staged bytes: the aligned part direct, and with
+// final set the unaligned tail through the cache, after which the writer is
+// out of direct mode. A filesystem that refuses a direct write (EINVAL: an
+// alignment it does not accept) gets the bytes through the cache instead,
+// for this and every later write. On failure the staged bytes not written
+// are dropped, Size falls back to what the file holds (less than the
+// writes reported; callers compare), and the writer stays with the page
+// cache.
+func (w *fileWriter) flushStage(final bool) error {
+	buf := (*w.stage)[:w.staged]
+	direct := buf[:alignDown(int64(len(buf)))]
+	n, err := w.f.Write(direct)
+	if errors.Is(err, syscall.EINVAL) && n == 0 {
+		w.noDirect, final = true, true
+		err = nil
+	}
+	if err == nil {
+		w.dirty = w.dirty || n > 0
+		rest := buf[n:]
+		if final {
+			if len(rest) > 0 {
+				if err = setDirect(w.f, false); err == nil {
+					var m int
+					m, err = w.f.Write(rest)
+					n += m
+					w.dirty = w.dirty || m > 0
+				}
+			}
+			if err == nil {
+				n = len(buf)
+			}
+		}
+	}
+	if err != nil {
+		w.size -= int64(len(buf) - n)
+		w.dropStage()
+		w.noDirect = true
+		setDirect(w.f, false)
+		return err
+	}
+	w.staged = copy(*w.stage, buf[n:])
+	if final {
+		w.dropStage()
+	}
+	return nil
+}
+
+func (w *fileWriter) dropStage() {
+	if w.stage != nil {
+		stagePool.Put(w.stage)
+		w.stage, w.staged = nil, 0
+	}
+}
+
+// finishWrites writes whatever is staged, so the file holds every accepted
+// byte.
+func (w *fileWriter) finishWrites() error {
+	if w.stage == nil {
+		return nil
+	}
+	return w.flushStage(true)
 }
 
 // ReadFrom lets io.Copy reach (*os.File).ReadFrom, which uses copy_file_range
 // from files and splice from sockets instead of copying through user space.
+// Copies that could go direct take the staged path instead.
 func (w *fileWriter) ReadFrom(r io.Reader) (int64, error) {
 	if w.err != nil {
 		return 0, &storage.PathError{Op: "write", Path: w.path, Err: w.err}
+	}
+	if w.stage != nil || !w.noDirect {
+		return io.Copy(struct{ io.Writer }{w}, r)
 	}
 	n, err := w.f.ReadFrom(r)
 	w.size += n
@@ -407,21 +520,27 @@ func (w *fileWriter) ReadFrom(r io.Reader) (int64, error) {
 func (w *fileWriter) Size() int64 { return w.size }
 
 // Close is idempotent so callers can defer it and still Cancel or Commit.
-// Bytes written since the last sync are synced first: once a chunk has been
-// acknowledged to a client, a crash must not take it back, or the upload's
-// size and its saved hash state would disagree with what the client was told.
+// Staged bytes are written and everything written since the last sync is
+// synced first: once a chunk has been acknowledged to a client, a crash
+// must not take it back, or the upload's size and its saved hash state
+// would disagree with what the client was told. After a failed Close, Size
+// is what the file holds.
 func (w *fileWriter) Close() error {
 	if w.f == nil {
 		return nil
 	}
 	var err error
-	if w.dirty && w.err == nil {
+	if w.err == nil {
+		err = w.finishWrites()
+	}
+	if w.dirty && err == nil && w.err == nil {
 		err = w.f.Sync()
 	}
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
 	w.f = nil
+	w.dropStage()
 	if w.err == nil {
 		w.err = errClosed
 	}
@@ -438,6 +557,7 @@ func (w *fileWriter) Cancel(ctx context.Context) error {
 	name := w.f.Name()
 	w.f.Close() // the file is being discarded; its close error is moot
 	w.f, w.err = nil, errCancelled
+	w.dropStage()
 	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return &storage.PathError{Op: "cancel", Path: w.path, Err: err}
 	}
@@ -451,6 +571,9 @@ func (w *fileWriter) Commit(ctx context.Context) error {
 		return &storage.PathError{Op: "commit", Path: w.path, Err: w.err}
 	}
 	if err := ctx.Err(); err != nil {
+		return &storage.PathError{Op: "commit", Path: w.path, Err: err}
+	}
+	if err := w.finishWrites(); err != nil {
 		return &storage.PathError{Op: "commit", Path: w.path, Err: err}
 	}
 	if err := w.f.Sync(); err != nil {

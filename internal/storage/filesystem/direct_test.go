@@ -1,0 +1,163 @@
+package filesystem
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"unsafe"
+)
+
+// randomBytes returns n reproducible bytes.
+func randomBytes(n int, seed uint64) []byte {
+	r := rand.NewChaCha8([32]byte{byte(seed)})
+	b := make([]byte, n)
+	r.Read(b)
+	return b
+}
+
+// writeChunks writes data in pieces of varying, mostly unaligned sizes, as
+// reads from a socket arrive.
+func writeChunks(t *testing.T, w *fileWriter, data []byte, seed uint64) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, 1))
+	for len(data) > 0 {
+		n := min(len(data), 1+r.IntN(3<<20))
+		got, err := w.Write(data[:n])
+		if err != nil || got != n {
+			t.Fatalf("Write(%d bytes) = %d, %v", n, got, err)
+		}
+		data = data[n:]
+	}
+}
+
+func openWriter(t *testing.T, d *Driver, p string, resume bool) *fileWriter {
+	t.Helper()
+	fw, err := d.Writer(context.Background(), p, resume)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fw.(*fileWriter)
+}
+
+func checkFile(t *testing.T, d *Driver, p string, want []byte) {
+	t.Helper()
+	got, err := os.ReadFile(filepath.Join(d.root, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s: %d bytes stored, want %d (equal prefix: %d)", p, len(got), len(want), commonPrefix(got, want))
+	}
+}
+
+func commonPrefix(a, b []byte) int {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	return i
+}
+
+// Past directThreshold a writer stages its bytes and writes them around the
+// page cache; whatever the chunking, the file ends up byte for byte what
+// was written, through Close, Commit, and a resume at an unaligned size.
+func TestDirectWrites(t *testing.T) {
+	d, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 3*directThreshold + 3*directStage + 12345
+	data := randomBytes(total, 1)
+
+	t.Run("close", func(t *testing.T) {
+		w := openWriter(t, d, "/close/data", false)
+		writeChunks(t, w, data, 2)
+		if w.stage == nil && !w.noDirect {
+			t.Fatal("a writer past the threshold neither went direct nor found it refused")
+		}
+		if w.noDirect {
+			t.Logf("direct I/O refused by the filesystem under %s: the page-cache fallback is tested", d.root)
+		}
+		if w.Size() != int64(total) {
+			t.Fatalf("Size = %d, want %d", w.Size(), total)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		checkFile(t, d, "/close/data", data)
+	})
+
+	t.Run("resume unaligned", func(t *testing.T) {
+		cut := directThreshold + 4097 // past the threshold, not on a block
+		w := openWriter(t, d, "/resume/data", false)
+		writeChunks(t, w, data[:cut], 3)
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		checkFile(t, d, "/resume/data", data[:cut])
+		w = openWriter(t, d, "/resume/data", true)
+		if w.Size() != int64(cut) {
+			t.Fatalf("resumed at %d, want %d", w.Size(), cut)
+		}
+		writeChunks(t, w, data[cut:], 4)
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		checkFile(t, d, "/resume/data", data)
+	})
+
+	t.Run("commit", func(t *testing.T) {
+		w := openWriter(t, d, "/commit/data", false)
+		writeChunks(t, w, data[:2*directThreshold+7], 5)
+		if err := w.Commit(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		checkFile(t, d, "/commit/data", data[:2*directThreshold+7])
+	})
+
+	t.Run("cancel", func(t *testing.T) {
+		w := openWriter(t, d, "/cancel/data", false)
+		writeChunks(t, w, data, 6)
+		if err := w.Cancel(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(d.root, "/cancel/data")); !os.IsNotExist(err) {
+			t.Fatalf("cancelled file still there: %v", err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("ReadFrom", func(t *testing.T) {
+		w := openWriter(t, d, "/readfrom/data", false)
+		n, err := w.ReadFrom(bytes.NewReader(data))
+		if err != nil || n != int64(total) {
+			t.Fatalf("ReadFrom = %d, %v", n, err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		checkFile(t, d, "/readfrom/data", data)
+	})
+}
+
+func TestAlignedBuffers(t *testing.T) {
+	for range 20 {
+		b := newAligned(directStage)
+		if len(*b) != directStage {
+			t.Fatalf("len %d", len(*b))
+		}
+		if p := &(*b)[0]; uintptrOf(p)%directAlign != 0 {
+			t.Fatalf("buffer at %#x is not %d-aligned", uintptrOf(p), directAlign)
+		}
+	}
+}
+
+func uintptrOf(p *byte) uintptr { return uintptr(unsafe.Pointer(p)) }
