@@ -439,6 +439,15 @@ func (d *Driver) open(ctx context.Context, name string, offset int64) (io.ReadCl
 	// multipart-manifest=get: a plain object's bytes, or a large
 	// object's manifest instead of its data.
 	resp, h, err := d.get(ctx, d.container, name, offset, true)
+	if errors.Is(err, swift.ObjectNotFound) {
+		// Swift's object server answers 404 when an overwrite lands between
+		// its listing of the object's files and its opening the newest
+		// one (the PUT removes the file it found). An object that exists
+		// before and after must not read as missing (a tag's link, moved
+		// while a pull reads it), so a miss is asked again once; a real
+		// miss costs one more request.
+		resp, h, err = d.get(ctx, d.container, name, offset, true)
+	}
 	if err != nil {
 		if offset == 0 || statusOf(err) != http.StatusRequestedRangeNotSatisfiable {
 			return nil, err
