@@ -75,7 +75,7 @@ func TestDirectWrites(t *testing.T) {
 	t.Run("close", func(t *testing.T) {
 		w := openWriter(t, d, "/close/data", false)
 		writeChunks(t, w, data, 2)
-		if w.stage == nil && !w.noDirect {
+		if w.st == nil && !w.noDirect {
 			t.Fatal("a writer past the threshold neither went direct nor found it refused")
 		}
 		if w.noDirect {
@@ -161,3 +161,70 @@ func TestAlignedBuffers(t *testing.T) {
 }
 
 func uintptrOf(p *byte) uintptr { return uintptr(unsafe.Pointer(p)) }
+
+// When a staged write fails, the writer reports it and Size falls back to
+// exactly what the file holds: the bytes accepted but lost must not be
+// counted (an upload's saved hash state is keyed by that size).
+func TestDirectWriteFailureKeepsSizeTrue(t *testing.T) {
+	d, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := openWriter(t, d, "/fail/data", false)
+	data := randomBytes(directThreshold+5*directStage+100, 7)
+	writeChunks(t, w, data[:directThreshold+3*directStage+50], 8)
+	if w.st == nil {
+		t.Skipf("direct I/O refused under %s; nothing staged to fail", d.root)
+	}
+	f := w.f
+	f.Close() // the disk goes away under the writer
+	var werr error
+	for rest := data[directThreshold+3*directStage+50:]; len(rest) > 0 && werr == nil; {
+		n := min(len(rest), 1<<20)
+		_, werr = w.Write(rest[:n])
+		rest = rest[n:]
+	}
+	if werr == nil {
+		werr = w.finishWrites()
+	}
+	if werr == nil {
+		t.Fatal("writes to a closed file succeeded")
+	}
+	fi, err := os.Stat(filepath.Join(d.root, "/fail/data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Size() != fi.Size() {
+		t.Fatalf("after the failure Size = %d, the file holds %d", w.Size(), fi.Size())
+	}
+	w.f = nil // already closed above
+	w.dropStage()
+}
+
+// A writer resumed at an aligned size past the threshold goes direct from
+// its first byte, and must still sync on Close.
+func TestDirectResumeAlignedSyncs(t *testing.T) {
+	d, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(directThreshold+3*directStage, 9)
+	cut := directThreshold + directStage
+	w := openWriter(t, d, "/aligned/data", false)
+	writeChunks(t, w, data[:cut], 10)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w = openWriter(t, d, "/aligned/data", true)
+	writeChunks(t, w, data[cut:], 11)
+	if w.st == nil && !w.noDirect {
+		t.Fatal("a writer resumed past the threshold did not go direct")
+	}
+	if !w.dirty {
+		t.Fatal("direct writes left the writer clean: Close would not sync them")
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, d, "/aligned/data", data)
+}

@@ -372,8 +372,7 @@ type fileWriter struct {
 	dirty bool  // bytes written since open and not yet synced
 	err   error // non-nil once closed, committed or cancelled
 
-	stage    *[]byte // direct mode: aligned staging buffer, else nil
-	staged   int     // bytes in *stage, which start at file offset size-staged
+	st       *stager // direct mode, else nil
 	noDirect bool    // direct I/O refused here: stay with the page cache
 }
 
@@ -393,15 +392,22 @@ func (w *fileWriter) Write(b []byte) (int, error) {
 		var n int
 		var err error
 		switch {
-		case w.stage != nil:
-			n = copy((*w.stage)[w.staged:], b)
-			w.staged += n
+		case w.st != nil:
+			n = w.st.add(b)
 			w.size += int64(n)
-			if w.staged == len(*w.stage) {
+			// Direct writes skip the page cache, not the need to sync:
+			// the file's size and extents, and the device's write
+			// cache, still need the fsync.
+			w.dirty = true
+			if w.st.full() {
 				err = w.flushStage(false)
 			}
 		case !w.noDirect && w.size >= directThreshold && w.size%directAlign == 0:
-			w.startDirect()
+			if setDirect(w.f, true) != nil {
+				w.noDirect = true
+			} else {
+				w.st = newStager(w.f)
+			}
 			continue
 		default:
 			chunk := b
@@ -424,78 +430,47 @@ func (w *fileWriter) Write(b []byte) (int, error) {
 	return written, nil
 }
 
-// startDirect switches the file to direct writes, or, where the filesystem
-// has none, marks the writer to stay with the page cache.
-func (w *fileWriter) startDirect() {
-	if err := setDirect(w.f, true); err != nil {
-		w.noDirect = true
-		return
-	}
-	w.stage = stagePool.Get().(*[]byte)
-	w.staged = 0
-}
-
-// flushStage writes the staged bytes: the aligned part direct, and with
-// final set the unaligned tail through the cache, after which the writer is
-// out of direct mode. A filesystem that refuses a direct write (EINVAL: an
-// alignment it does not accept) gets the bytes through the cache instead,
-// for this and every later write. On failure the staged bytes not written
-// are dropped, Size falls back to what the file holds (less than the
-// writes reported; callers compare), and the writer stays with the page
-// cache.
+// flushStage passes a full stage on to be written or, with final set,
+// writes everything staged and leaves direct mode. A failure drops the
+// accepted bytes that did not reach the file (Size falls back to what the
+// file holds, less than the writes reported; callers compare) and leaves
+// direct mode for good, as does a filesystem refusing direct writes.
 func (w *fileWriter) flushStage(final bool) error {
-	buf := (*w.stage)[:w.staged]
-	direct := buf[:alignDown(int64(len(buf)))]
-	n, err := w.f.Write(direct)
-	if errors.Is(err, syscall.EINVAL) && n == 0 {
-		w.noDirect, final = true, true
-		err = nil
+	var lost int
+	var fellBack bool
+	var err error
+	if final {
+		lost, err = w.st.finish()
+	} else {
+		lost, fellBack, err = w.st.flush()
 	}
-	if err == nil {
-		w.dirty = w.dirty || n > 0
-		rest := buf[n:]
-		if final {
-			if len(rest) > 0 {
-				if err = setDirect(w.f, false); err == nil {
-					var m int
-					m, err = w.f.Write(rest)
-					n += m
-					w.dirty = w.dirty || m > 0
-				}
-			}
-			if err == nil {
-				n = len(buf)
-			}
+	w.size -= int64(lost)
+	if err != nil || fellBack || final {
+		w.st.release()
+		w.st = nil
+		if err != nil || fellBack {
+			w.noDirect = true
+			setDirect(w.f, false)
 		}
 	}
-	if err != nil {
-		w.size -= int64(len(buf) - n)
-		w.dropStage()
-		w.noDirect = true
-		setDirect(w.f, false)
-		return err
-	}
-	w.staged = copy(*w.stage, buf[n:])
-	if final {
-		w.dropStage()
-	}
-	return nil
-}
-
-func (w *fileWriter) dropStage() {
-	if w.stage != nil {
-		stagePool.Put(w.stage)
-		w.stage, w.staged = nil, 0
-	}
+	return err
 }
 
 // finishWrites writes whatever is staged, so the file holds every accepted
 // byte.
 func (w *fileWriter) finishWrites() error {
-	if w.stage == nil {
+	if w.st == nil {
 		return nil
 	}
 	return w.flushStage(true)
+}
+
+// dropStage abandons direct mode without writing what is staged.
+func (w *fileWriter) dropStage() {
+	if w.st != nil {
+		w.st.release()
+		w.st = nil
+	}
 }
 
 // ReadFrom lets io.Copy reach (*os.File).ReadFrom, which uses copy_file_range
@@ -505,7 +480,7 @@ func (w *fileWriter) ReadFrom(r io.Reader) (int64, error) {
 	if w.err != nil {
 		return 0, &storage.PathError{Op: "write", Path: w.path, Err: w.err}
 	}
-	if w.stage != nil || !w.noDirect {
+	if w.st != nil || !w.noDirect {
 		return io.Copy(struct{ io.Writer }{w}, r)
 	}
 	n, err := w.f.ReadFrom(r)
@@ -536,11 +511,11 @@ func (w *fileWriter) Close() error {
 	if w.dirty && err == nil && w.err == nil {
 		err = w.f.Sync()
 	}
+	w.dropStage() // nothing in flight may outlive the file
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
 	w.f = nil
-	w.dropStage()
 	if w.err == nil {
 		w.err = errClosed
 	}
@@ -555,9 +530,9 @@ func (w *fileWriter) Cancel(ctx context.Context) error {
 		return &storage.PathError{Op: "cancel", Path: w.path, Err: w.err}
 	}
 	name := w.f.Name()
+	w.dropStage()
 	w.f.Close() // the file is being discarded; its close error is moot
 	w.f, w.err = nil, errCancelled
-	w.dropStage()
 	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return &storage.PathError{Op: "cancel", Path: w.path, Err: err}
 	}
