@@ -25,7 +25,7 @@ import (
 // goroutine while the next buffer fills; Close and Commit write what
 // remains (the unaligned tail through the cache).
 const (
-	directThreshold = 8 << 20 // bytes an upload holds before it goes direct; a multiple of directAlign
+	directThreshold = 2 << 20 // bytes an upload holds before it goes direct; a multiple of directAlign
 	directAlign     = 4096    // the largest logical block size in use
 	directStage     = 2 << 20 // bytes per direct write
 )
