@@ -7,6 +7,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -16,9 +17,11 @@ import (
 // reads every repository's manifest revisions and tags; blobs are not read.
 func (r *Registry) Rebuild(ctx context.Context) (int, error) {
 	var names []string
+	start := time.Now()
 	if err := r.findRepositories(ctx, reposRoot(), &names); err != nil {
 		return 0, fmt.Errorf("rebuild index: %w", err)
 	}
+	r.log.Info("rebuild index: found repositories", "repositories", len(names), "duration", time.Since(start).Round(time.Millisecond))
 	// Reading a repository is many small, independent storage reads (one
 	// round trip each on an object store): a few workers overlap them.
 	snaps := make([]RepositorySnapshot, len(names))
@@ -50,8 +53,12 @@ func (r *Registry) Rebuild(ctx context.Context) (int, error) {
 	return len(snaps), nil
 }
 
-// rebuildWorkers is how many repositories Rebuild reads at once.
-const rebuildWorkers = 8
+// rebuildWorkers is how many repositories Rebuild reads at once. Reading
+// a repository is a handful of small reads that each wait for the disk (or
+// an object store's round trip) when not cached: 10,001 repositories off a
+// cold page cache took 67 s with 8 workers and 14 s with 64 (no better with
+// 128); warm, 1.4 and 1.3 s.
+const rebuildWorkers = 64
 
 // findRepositories walks the repositories tree: a directory holding
 // "_manifests" is a repository; other "_" directories belong to one; any
