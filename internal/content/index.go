@@ -2,6 +2,7 @@ package content
 
 import (
 	"context"
+	"iter"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -33,10 +34,12 @@ type Index interface {
 	// Referrers lists the manifests of repo whose subject is d.
 	Referrers(ctx context.Context, repo string, d digest.Digest) ([]ManifestRecord, error)
 
-	// Replace swaps the whole index for the given snapshot. An index whose
-	// Replace failed midway must read as stale (needing a rebuild) until a
-	// later Replace succeeds.
-	Replace(ctx context.Context, repos []RepositorySnapshot) error
+	// Replace swaps the whole index for the repositories repos yields,
+	// one at a time (so a rebuild need not hold the whole registry in
+	// memory); the first error it yields aborts the Replace with that
+	// error. An index whose Replace failed midway must read as stale
+	// (needing a rebuild) until a later Replace succeeds.
+	Replace(ctx context.Context, repos iter.Seq2[RepositorySnapshot, error]) error
 }
 
 // ManifestRecord is what the index keeps about one manifest revision.
@@ -60,6 +63,17 @@ type RepositorySnapshot struct {
 	Name      string
 	Manifests []ManifestRecord
 	Tags      []Tag
+}
+
+// Snapshots yields the elements of s, for Index.Replace.
+func Snapshots(s []RepositorySnapshot) iter.Seq2[RepositorySnapshot, error] {
+	return func(yield func(RepositorySnapshot, error) bool) {
+		for _, r := range s {
+			if !yield(r, nil) {
+				return
+			}
+		}
+	}
 }
 
 // TagLocker is implemented by an Index that several berth processes share

@@ -3,6 +3,7 @@ package content
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -15,6 +16,8 @@ import (
 // Rebuild recreates the index from the storage layout, which is how berth
 // adopts a tree written by registry:2 and how it recovers after a crash. It
 // reads every repository's manifest revisions and tags; blobs are not read.
+// Repositories stream from the readers into the index as they are read, in
+// no particular order, so memory holds a few of them, not the registry.
 func (r *Registry) Rebuild(ctx context.Context) (int, error) {
 	var names []string
 	start := time.Now()
@@ -22,35 +25,67 @@ func (r *Registry) Rebuild(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("rebuild index: %w", err)
 	}
 	r.log.Info("rebuild index: found repositories", "repositories", len(names), "duration", time.Since(start).Round(time.Millisecond))
-	// Reading a repository is many small, independent storage reads (one
-	// round trip each on an object store): a few workers overlap them.
-	snaps := make([]RepositorySnapshot, len(names))
-	errs := make([]error, len(names))
-	next := make(chan int)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		snap RepositorySnapshot
+		err  error
+	}
+	next := make(chan string)
+	results := make(chan result, rebuildWorkers)
 	var wg sync.WaitGroup
 	for range rebuildWorkers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				snaps[i], errs[i] = r.snapshotRepository(ctx, names[i])
+		wg.Go(func() {
+			for name := range next {
+				snap, err := r.snapshotRepository(ctx, name)
+				if err != nil {
+					err = fmt.Errorf("rebuild index: repository %s: %w", name, err)
+				}
+				select {
+				case results <- result{snap, err}:
+				case <-ctx.Done():
+					return
+				}
 			}
-		}()
+		})
 	}
-	for i := range names {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			return 0, fmt.Errorf("rebuild index: repository %s: %w", names[i], err)
+	go func() {
+		defer close(next)
+		for _, name := range names {
+			select {
+			case next <- name:
+			case <-ctx.Done():
+				return
+			}
 		}
+	}()
+	go func() { wg.Wait(); close(results) }()
+
+	n := 0
+	err := r.index.Replace(ctx, func(yield func(RepositorySnapshot, error) bool) {
+		for res := range results {
+			if res.err == nil {
+				n++
+			}
+			if !yield(res.snap, res.err) || res.err != nil {
+				return
+			}
+		}
+		if n != len(names) {
+			// Only a cancelled context stops the readers early.
+			yield(RepositorySnapshot{}, fmt.Errorf("rebuild index: %w", context.Cause(ctx)))
+		}
+	})
+	// Whatever made Replace stop, the readers stop too (cancel), and are
+	// waited for before returning.
+	cancel()
+	for range results {
 	}
-	if err := r.index.Replace(ctx, snaps); err != nil {
+	if err != nil {
 		return 0, err
 	}
-	return len(snaps), nil
+	return n, nil
 }
 
 // rebuildWorkers is how many repositories Rebuild reads at once. Reading
@@ -113,7 +148,13 @@ func (r *Registry) snapshotRepository(ctx context.Context, name string) (Reposit
 				continue
 			}
 			if _, err := r.readLink(ctx, revisionLinkPath(name, d)); err != nil {
-				continue // a revision without its link is not part of the repository
+				// A revision without its link is not part of the
+				// repository; one that cannot be read fails the
+				// rebuild rather than silently leaving it out.
+				if skip, err := r.unusableLink(err); !skip {
+					return snap, err
+				}
+				continue
 			}
 			rec, ok, err := r.describeStored(ctx, name, d)
 			if err != nil {
@@ -135,12 +176,32 @@ func (r *Registry) snapshotRepository(ctx context.Context, name string) (Reposit
 			continue
 		}
 		d, err := r.readLink(ctx, tagCurrentLinkPath(name, tag))
-		if err != nil || !known[d] {
+		if err != nil {
+			if skip, err := r.unusableLink(err); !skip {
+				return snap, err
+			}
+			continue
+		}
+		if !known[d] {
 			continue
 		}
 		snap.Tags = append(snap.Tags, Tag{Name: tag, Digest: d})
 	}
 	return snap, nil
+}
+
+// unusableLink sorts a link read error: a missing link (skip: the thing
+// it would name is not there) or a corrupt one (skip, with a warning, as
+// registry:2 could not use it either), or a read failure (returned).
+func (r *Registry) unusableLink(err error) (skip bool, _ error) {
+	switch {
+	case isNotFound(err):
+		return true, nil
+	case errors.Is(err, errCorruptLink):
+		r.log.Warn("rebuild index: skipping a corrupt link", "err", err)
+		return true, nil
+	}
+	return false, err
 }
 
 // describeStored builds the index record of a stored manifest. It is lenient

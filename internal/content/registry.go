@@ -108,10 +108,13 @@ func (r *Registry) readLink(ctx context.Context, p string) (digest.Digest, error
 	}
 	d, err := digest.Parse(strings.TrimSpace(string(b)))
 	if err != nil {
-		return "", fmt.Errorf("corrupt link %s: %w", p, err)
+		return "", fmt.Errorf("%w %s: %v", errCorruptLink, p, err)
 	}
 	return d, nil
 }
+
+// errCorruptLink marks a link file whose content is not a digest.
+var errCorruptLink = errors.New("corrupt link")
 
 func (r *Registry) writeLink(ctx context.Context, p string, d digest.Digest) error {
 	return r.driver.PutContent(ctx, p, []byte(d))

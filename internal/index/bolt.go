@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"time"
@@ -467,7 +468,7 @@ func (b *Bolt) Referrers(ctx context.Context, repo string, d digest.Digest) ([]c
 // catches anyway) reads as stale at the next Open and is rebuilt again.
 // Nobody reads the index meanwhile: the registry rebuilds before serving,
 // and `berth index rebuild` holds the lock.
-func (b *Bolt) Replace(ctx context.Context, repos []content.RepositorySnapshot) error {
+func (b *Bolt) Replace(ctx context.Context, repos iter.Seq2[content.RepositorySnapshot, error]) error {
 	defer b.tags.reset()
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketMeta).Delete(keyVersion); err != nil {
@@ -479,13 +480,30 @@ func (b *Bolt) Replace(ctx context.Context, repos []content.RepositorySnapshot) 
 		_, err := tx.CreateBucket(bucketRepos)
 		return err
 	})
-	for len(repos) > 0 && err == nil {
-		if err = ctx.Err(); err != nil {
-			break
+	batch := make([]content.RepositorySnapshot, 0, replaceBatch)
+	flush := func() error {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		batch := repos[:min(replaceBatch, len(repos))]
-		repos = repos[len(batch):]
-		err = b.db.Update(func(tx *bolt.Tx) error { return putSnapshots(tx, batch) })
+		err := b.db.Update(func(tx *bolt.Tx) error { return putSnapshots(tx, batch) })
+		clear(batch) // let the written snapshots go
+		batch = batch[:0]
+		return err
+	}
+	if err == nil {
+		for r, rerr := range repos {
+			if err = rerr; err != nil {
+				break
+			}
+			if batch = append(batch, r); len(batch) == replaceBatch {
+				if err = flush(); err != nil {
+					break
+				}
+			}
+		}
+	}
+	if err == nil && len(batch) > 0 {
+		err = flush()
 	}
 	if err == nil {
 		err = b.db.Update(func(tx *bolt.Tx) error {

@@ -43,7 +43,7 @@ func benchIndex(b *testing.B) *index.Bolt {
 		big.Manifests = append(big.Manifests, m)
 		big.Tags = append(big.Tags, content.Tag{Name: fmt.Sprintf("v%05d", i), Digest: m.Digest})
 	}
-	if err := idx.Replace(context.Background(), append(snaps, big)); err != nil {
+	if err := idx.Replace(context.Background(), content.Snapshots(append(snaps, big))); err != nil {
 		b.Fatal(err)
 	}
 	return idx

@@ -62,7 +62,7 @@ func TestCleanCloseKeepsIndex(t *testing.T) {
 	if !b.Stale() {
 		t.Fatal("a new index must be stale (built from storage before use)")
 	}
-	if err := b.Replace(context.Background(), nil); err != nil {
+	if err := b.Replace(context.Background(), content.Snapshots(nil)); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.PutTag(context.Background(), "org/app", "v1", testDigest); err != nil {
@@ -91,7 +91,7 @@ func TestCleanCloseKeepsIndex(t *testing.T) {
 func TestCrashStartsEmpty(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "index.db")
 	b := openT(t, path)
-	if err := b.Replace(context.Background(), nil); err != nil {
+	if err := b.Replace(context.Background(), content.Snapshots(nil)); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.PutTag(context.Background(), "org/app", "v1", testDigest); err != nil {
@@ -186,7 +186,7 @@ func TestReplaceInBatches(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "index.db")
 	b := openT(t, path)
 	want := snapshots(2*replaceBatch + 7)
-	if err := b.Replace(ctx, want); err != nil {
+	if err := b.Replace(ctx, content.Snapshots(want)); err != nil {
 		t.Fatal(err)
 	}
 	if b.Stale() {
@@ -202,7 +202,7 @@ func TestReplaceInBatches(t *testing.T) {
 
 	// Stopped after its first batch, Replace fails and leaves an index
 	// that is stale even after a clean close.
-	if err := b.Replace(&cancelAfter{Context: ctx, n: 1}, want); !errors.Is(err, context.Canceled) {
+	if err := b.Replace(&cancelAfter{Context: ctx, n: 1}, content.Snapshots(want)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted Replace: %v, want context.Canceled", err)
 	}
 	if err := b.Close(); err != nil {
@@ -212,5 +212,37 @@ func TestReplaceInBatches(t *testing.T) {
 	defer b.Close()
 	if !b.Stale() {
 		t.Fatal("an index whose Replace stopped halfway must be stale")
+	}
+}
+
+// An error from the snapshots stops Replace with that error, and the index
+// stays stale.
+func TestReplaceStopsAtSourceError(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "index.db")
+	b := openT(t, path)
+	boom := errors.New("storage went away")
+	repos := snapshots(replaceBatch + 3)
+	err := b.Replace(ctx, func(yield func(content.RepositorySnapshot, error) bool) {
+		for i, r := range repos {
+			if i == replaceBatch+1 {
+				yield(content.RepositorySnapshot{}, boom)
+				return
+			}
+			if !yield(r, nil) {
+				return
+			}
+		}
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Replace = %v, want the source's error", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b = openT(t, path)
+	defer b.Close()
+	if !b.Stale() {
+		t.Fatal("an index whose source failed must be stale")
 	}
 }

@@ -413,7 +413,7 @@ func testReplace(t *testing.T, idx content.Index) {
 		{Name: "new/one", Manifests: []content.ManifestRecord{a1}, Tags: []content.Tag{{Name: "latest", Digest: a1.Digest}}},
 		{Name: "empty"}, // every manifest deleted: still a repository
 	}
-	must(t, idx.Replace(ctx, snap))
+	must(t, idx.Replace(ctx, content.Snapshots(snap)))
 
 	equal(t, "repositories", repoNames(t, idx, "", -1), []string{"empty", "kept", "new/one"})
 	ok, err := idx.HasRepository(ctx, "empty")
@@ -451,9 +451,9 @@ func testReplace(t *testing.T, idx content.Index) {
 func testReplaceEmpty(t *testing.T, idx content.Index) {
 	ctx := context.Background()
 	must(t, idx.PutManifest(ctx, "r", Record("m")))
-	must(t, idx.Replace(ctx, nil))
+	must(t, idx.Replace(ctx, content.Snapshots(nil)))
 	equal(t, "repositories", repoNames(t, idx, "", -1), []string{})
-	must(t, idx.Replace(ctx, nil))
+	must(t, idx.Replace(ctx, content.Snapshots(nil)))
 }
 
 func testConcurrentRepositories(t *testing.T, idx content.Index) {

@@ -26,6 +26,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"strconv"
 	"time"
@@ -551,12 +552,18 @@ func (x *Index) Referrers(ctx context.Context, repo string, d digest.Digest) ([]
 
 // Replace swaps the index for the snapshot in one transaction and records
 // that the index is built. Readers see the old index until it commits.
-func (x *Index) Replace(ctx context.Context, repos []content.RepositorySnapshot) error {
+func (x *Index) Replace(ctx context.Context, repos iter.Seq2[content.RepositorySnapshot, error]) error {
 	if err := x.writable(); err != nil {
 		return err
 	}
+	// The rows are gathered first: the three COPYs and the deletes before
+	// them run in one transaction, which other instances keep reading the
+	// old rows through until it commits.
 	var repoRows, manifestRows, tagRows [][]any
-	for _, r := range repos {
+	for r, err := range repos {
+		if err != nil {
+			return fmt.Errorf("index replace: %w", err)
+		}
 		// A repository without manifests (all deleted) is kept: its
 		// directory is still in storage.
 		repoRows = append(repoRows, []any{r.Name})

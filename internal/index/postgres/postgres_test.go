@@ -179,7 +179,7 @@ func testEnsureBuiltOnce(t *testing.T, srv *pgtest.Server) {
 				// Build only once the others wait for the build lock, so
 				// they are sure to have found the index unbuilt.
 				waitFor(t, func() bool { return advisoryWaiters(x) == n-1 })
-				return x.Replace(ctx, []content.RepositorySnapshot{{Name: "r", Manifests: []content.ManifestRecord{indextest.Record("m")}}})
+				return x.Replace(ctx, content.Snapshots([]content.RepositorySnapshot{{Name: "r", Manifests: []content.ManifestRecord{indextest.Record("m")}}}))
 			})
 		}()
 	}
