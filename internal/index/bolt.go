@@ -29,6 +29,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/berth-registry/berth/internal/content"
+	"github.com/berth-registry/berth/internal/fsync"
 )
 
 // schemaVersion changes whenever the bucket layout changes; a database with
@@ -162,19 +163,7 @@ func writeMarker(marker string) error {
 		err = cerr
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(marker))
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
+		err = fsync.Dir(filepath.Dir(marker))
 	}
 	return err
 }
@@ -198,7 +187,7 @@ func (b *Bolt) Close() error {
 	if err == nil {
 		err = os.Remove(b.marker)
 		if err == nil {
-			err = syncDir(filepath.Dir(b.marker))
+			err = fsync.Dir(filepath.Dir(b.marker))
 		}
 	}
 	b.unlock()

@@ -205,13 +205,20 @@ func TestReplaceInBatches(t *testing.T) {
 	if err := b.Replace(&cancelAfter{Context: ctx, n: 1}, content.Snapshots(want)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted Replace: %v, want context.Canceled", err)
 	}
+	wantStaleAfterReopen(t, b, path, "an index whose Replace stopped halfway")
+}
+
+// wantStaleAfterReopen closes b cleanly, opens the index again and checks
+// that it still asks for a rebuild.
+func wantStaleAfterReopen(t *testing.T, b *Bolt, path, what string) {
+	t.Helper()
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
 	b = openT(t, path)
 	defer b.Close()
 	if !b.Stale() {
-		t.Fatal("an index whose Replace stopped halfway must be stale")
+		t.Fatalf("%s must be stale after a clean close", what)
 	}
 }
 
@@ -237,12 +244,5 @@ func TestReplaceStopsAtSourceError(t *testing.T) {
 	if !errors.Is(err, boom) {
 		t.Fatalf("Replace = %v, want the source's error", err)
 	}
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b = openT(t, path)
-	defer b.Close()
-	if !b.Stale() {
-		t.Fatal("an index whose source failed must be stale")
-	}
+	wantStaleAfterReopen(t, b, path, "an index whose source failed")
 }

@@ -26,6 +26,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/berth-registry/berth/internal/fsync"
 	"github.com/berth-registry/berth/internal/storage"
 )
 
@@ -179,7 +180,7 @@ func (d *Driver) put(ctx context.Context, p string, content []byte, durable bool
 		return nil
 	}
 	// The rename is only durable once the directory entry is.
-	if err := syncDir(dir); err != nil {
+	if err := fsync.Dir(dir); err != nil {
 		return wrapErr("put", p, err)
 	}
 	return nil
@@ -298,7 +299,7 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 		return wrapErr("move", dst, err)
 	}
 	// A blob becomes visible by a Move; it must not vanish again on a crash.
-	if err := syncDir(dstDir); err != nil {
+	if err := fsync.Dir(dstDir); err != nil {
 		return wrapErr("move", dst, err)
 	}
 	return nil
@@ -340,18 +341,6 @@ func wrapErr(op, p string, err error) error {
 		return nil
 	}
 	return &storage.PathError{Op: op, Path: p, Err: err}
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 var (
@@ -555,7 +544,7 @@ func (w *fileWriter) Commit(ctx context.Context) error {
 		return &storage.PathError{Op: "commit", Path: w.path, Err: err}
 	}
 	w.dirty = false
-	if err := syncDir(filepath.Dir(w.f.Name())); err != nil {
+	if err := fsync.Dir(filepath.Dir(w.f.Name())); err != nil {
 		return &storage.PathError{Op: "commit", Path: w.path, Err: err}
 	}
 	w.err = errCommitted
