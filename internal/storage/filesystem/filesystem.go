@@ -496,9 +496,13 @@ func (w *fileWriter) Close() error {
 	var err error
 	if w.err == nil {
 		err = w.finishWrites()
-	}
-	if w.dirty && err == nil && w.err == nil {
-		err = w.f.Sync()
+		// What did reach the file is synced even if the rest failed:
+		// Size reports it.
+		if w.dirty {
+			if serr := w.f.Sync(); err == nil {
+				err = serr
+			}
+		}
 	}
 	w.dropStage() // nothing in flight may outlive the file
 	if cerr := w.f.Close(); err == nil {
