@@ -377,27 +377,13 @@ func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error
 // Stat implements storage.Driver: a HEAD, and if there is no object, a
 // one-key listing below the path.
 func (d *Driver) Stat(ctx context.Context, p string) (storage.FileInfo, error) {
-	if err := storage.CheckOp(ctx, "stat", p); err != nil {
-		return storage.FileInfo{}, err
-	}
-	if p == "/" {
-		return storage.FileInfo{Path: p, IsDir: true}, nil
-	}
-	info, found, err := d.head(ctx, d.Key(p))
-	if err != nil {
-		return storage.FileInfo{}, d.wrap("stat", p, err)
-	}
-	if found {
-		return storage.FileInfo{Path: p, Size: info.Size, ModTime: info.LastModified}, nil
-	}
-	dir, err := d.hasChildren(ctx, p)
-	if err != nil {
-		return storage.FileInfo{}, d.wrap("stat", p, err)
-	}
-	if !dir {
-		return storage.FileInfo{}, &storage.PathError{Op: "stat", Path: p, Err: storage.ErrNotFound}
-	}
-	return storage.FileInfo{Path: p, IsDir: true}, nil
+	fi, err := objstore.Stat(ctx, p,
+		func(ctx context.Context) (objstore.Object, bool, error) {
+			info, found, err := d.head(ctx, d.Key(p))
+			return objstore.Object{Size: info.Size, ModTime: info.LastModified}, found, err
+		},
+		func(ctx context.Context) (bool, error) { return d.hasChildren(ctx, p) })
+	return fi, d.wrap("stat", p, err)
 }
 
 // List implements storage.Driver with a delimited, paginated listing.

@@ -732,27 +732,13 @@ func transient(err error) bool {
 // Stat implements storage.Driver: a HEAD, and if there is no object, a
 // one-entry delimited listing below the path.
 func (d *Driver) Stat(ctx context.Context, p string) (storage.FileInfo, error) {
-	if err := storage.CheckOp(ctx, "stat", p); err != nil {
-		return storage.FileInfo{}, err
-	}
-	if p == "/" {
-		return storage.FileInfo{Path: p, IsDir: true}, nil
-	}
-	obj, found, err := d.head(ctx, d.ObjectName(p))
-	if err != nil {
-		return storage.FileInfo{}, d.wrap("stat", p, err)
-	}
-	if found {
-		return storage.FileInfo{Path: p, Size: obj.size, ModTime: obj.modTime}, nil
-	}
-	dir, err := d.hasChildren(ctx, p)
-	if err != nil {
-		return storage.FileInfo{}, d.wrap("stat", p, err)
-	}
-	if !dir {
-		return storage.FileInfo{}, &storage.PathError{Op: "stat", Path: p, Err: storage.ErrNotFound}
-	}
-	return storage.FileInfo{Path: p, IsDir: true}, nil
+	fi, err := objstore.Stat(ctx, p,
+		func(ctx context.Context) (objstore.Object, bool, error) {
+			obj, found, err := d.head(ctx, d.ObjectName(p))
+			return objstore.Object{Size: obj.size, ModTime: obj.modTime}, found, err
+		},
+		func(ctx context.Context) (bool, error) { return d.hasChildren(ctx, p) })
+	return fi, d.wrap("stat", p, err)
 }
 
 // hasChildren reports whether any object exists below directory p.
