@@ -169,7 +169,8 @@ func (s *stager) release() {
 		s.inflight = nil
 	}
 	for _, b := range []*[]byte{s.cur, s.spare} {
-		if b != nil {
+		// The pool holds only buffers a direct write can use.
+		if b != nil && len(*b) == directStage && uintptr(unsafe.Pointer(&(*b)[0]))%directAlign == 0 {
 			stagePool.Put(b)
 		}
 	}

@@ -228,3 +228,33 @@ func TestDirectResumeAlignedSyncs(t *testing.T) {
 	}
 	checkFile(t, d, "/aligned/data", data)
 }
+
+// A filesystem that refuses a direct write (EINVAL; forced here with a
+// misaligned staging buffer) gets the bytes through the page cache, and
+// the writer stays there.
+func TestDirectRefusedFallsBack(t *testing.T) {
+	d, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(directThreshold+3*directStage+99, 12)
+	w := openWriter(t, d, "/refused/data", false)
+	writeChunks(t, w, data[:directThreshold+10], 13)
+	if w.st == nil {
+		t.Skipf("direct I/O refused under %s already", d.root)
+	}
+	// Misalign the staging buffer: every direct write from it is refused.
+	raw := make([]byte, directStage+directAlign+1)
+	off := directAlign - int(uintptrOf(&raw[0])%directAlign) + 1
+	mis := raw[off : off+directStage : off+directStage]
+	copy(mis, (*w.st.cur)[:w.st.n])
+	w.st.cur = &mis // release will not pool it
+	writeChunks(t, w, data[directThreshold+10:], 14)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !w.noDirect {
+		t.Fatal("a refused direct write did not move the writer to the page cache")
+	}
+	checkFile(t, d, "/refused/data", data)
+}
