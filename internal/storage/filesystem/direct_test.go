@@ -8,15 +8,9 @@ import (
 	"path/filepath"
 	"testing"
 	"unsafe"
-)
 
-// randomBytes returns n reproducible bytes.
-func randomBytes(n int, seed uint64) []byte {
-	r := rand.NewChaCha8([32]byte{byte(seed)})
-	b := make([]byte, n)
-	r.Read(b)
-	return b
-}
+	"github.com/berth-registry/berth/internal/storage/storagetest"
+)
 
 // writeChunks writes data in pieces of varying, mostly unaligned sizes, as
 // reads from a socket arrive.
@@ -70,7 +64,7 @@ func TestDirectWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	total := 3*directThreshold + 3*directStage + 12345
-	data := randomBytes(total, 1)
+	data := storagetest.RandomBytes(1, total)
 
 	t.Run("close", func(t *testing.T) {
 		w := openWriter(t, d, "/close/data", false)
@@ -171,7 +165,7 @@ func TestDirectWriteFailureKeepsSizeTrue(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := openWriter(t, d, "/fail/data", false)
-	data := randomBytes(directThreshold+5*directStage+100, 7)
+	data := storagetest.RandomBytes(7, directThreshold+5*directStage+100)
 	writeChunks(t, w, data[:directThreshold+3*directStage+50], 8)
 	if w.st == nil {
 		t.Skipf("direct I/O refused under %s; nothing staged to fail", d.root)
@@ -208,7 +202,7 @@ func TestDirectResumeAlignedSyncs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := randomBytes(directThreshold+3*directStage, 9)
+	data := storagetest.RandomBytes(9, directThreshold+3*directStage)
 	cut := directThreshold + directStage
 	w := openWriter(t, d, "/aligned/data", false)
 	writeChunks(t, w, data[:cut], 10)
@@ -237,7 +231,7 @@ func TestDirectRefusedFallsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := randomBytes(directThreshold+3*directStage+99, 12)
+	data := storagetest.RandomBytes(12, directThreshold+3*directStage+99)
 	w := openWriter(t, d, "/refused/data", false)
 	writeChunks(t, w, data[:directThreshold+10], 13)
 	if w.st == nil {

@@ -39,8 +39,8 @@ func TestDriver(t *testing.T) {
 func TestDriverBucketRoot(t *testing.T) {
 	d, _, _ := newTestDriver(t, "")
 	ctx := context.Background()
-	mustPut(t, d, "/a/b", []byte("b"))
-	mustPut(t, d, "/c", []byte("c"))
+	storagetest.MustPut(t, d, "/a/b", []byte("b"))
+	storagetest.MustPut(t, d, "/c", []byte("c"))
 	got, err := d.List(ctx, "/")
 	slices.Sort(got)
 	if err != nil || !slices.Equal(got, []string{"/a", "/c"}) {
@@ -55,28 +55,6 @@ func TestDriverBucketRoot(t *testing.T) {
 	if got, err := d.List(ctx, "/"); err != nil || !slices.Equal(got, []string{"/c"}) {
 		t.Fatalf("List(/) = %q, %v", got, err)
 	}
-}
-
-func mustPut(t testing.TB, d storage.Driver, p string, b []byte) {
-	t.Helper()
-	if err := d.PutContent(context.Background(), p, b); err != nil {
-		t.Fatalf("PutContent(%s): %v", p, err)
-	}
-}
-
-func mustGet(t testing.TB, d storage.Driver, p string) []byte {
-	t.Helper()
-	b, err := d.GetContent(context.Background(), p)
-	if err != nil {
-		t.Fatalf("GetContent(%s): %v", p, err)
-	}
-	return b
-}
-
-func randomBytes(seed uint64, n int) []byte {
-	b := make([]byte, n)
-	rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8)}).Read(b)
-	return b
 }
 
 // TestResumeAcrossInstances continues one object from two drivers (two
@@ -116,7 +94,7 @@ func TestResumeAcrossInstances(t *testing.T) {
 				if w.Size() != int64(len(want)) {
 					t.Fatalf("session %d: Size = %d, want %d", j, w.Size(), len(want))
 				}
-				chunk := randomBytes(uint64(i*100+j), n)
+				chunk := storagetest.RandomBytes(uint64(i*100+j), n)
 				// 1 MiB writes, as the content layer does.
 				for rest := chunk; len(rest) > 0; {
 					k := min(len(rest), mib)
@@ -143,7 +121,7 @@ func TestResumeAcrossInstances(t *testing.T) {
 					t.Fatalf("session %d: Stat from the other driver = %+v, %v; want size %d", j, info, err, len(want))
 				}
 			}
-			got := mustGet(t, d2, p)
+			got := storagetest.MustGet(t, d2, p)
 			if !bytes.Equal(got, want) {
 				t.Fatalf("content differs: %d bytes, want %d", len(got), len(want))
 			}
@@ -163,7 +141,7 @@ func TestResumeAfterCrash(t *testing.T) {
 	}
 	ctx := context.Background()
 	const p = "/_uploads/crash/data"
-	first := randomBytes(1, 6<<20+5)
+	first := storagetest.RandomBytes(1, 6<<20+5)
 	w, err := d1.Writer(ctx, p, false)
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +155,7 @@ func TestResumeAfterCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Write(randomBytes(2, 11<<20))
+	w.Write(storagetest.RandomBytes(2, 11<<20))
 	w.(*writer).wg.Wait()
 	if n := countUploads(t, s, bucket); n != 1 {
 		t.Fatalf("%d incomplete uploads while the session is open, want 1", n)
@@ -190,13 +168,13 @@ func TestResumeAfterCrash(t *testing.T) {
 	if w2.Size() != int64(len(first)) {
 		t.Fatalf("Size after the crash = %d, want %d", w2.Size(), len(first))
 	}
-	second := randomBytes(3, 1<<20)
+	second := storagetest.RandomBytes(3, 1<<20)
 	w2.Write(second)
 	if err := w2.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
 	w2.Close()
-	if got := mustGet(t, d2, p); !bytes.Equal(got, append(first, second...)) {
+	if got := storagetest.MustGet(t, d2, p); !bytes.Equal(got, append(first, second...)) {
 		t.Fatalf("content differs: %d bytes", len(got))
 	}
 	assertNoUploads(t, s, bucket)
@@ -237,7 +215,7 @@ func TestKeyLayout(t *testing.T) {
 			ctx := context.Background()
 			raw := s.client()
 
-			mustPut(t, d, blob, []byte("blob"))
+			storagetest.MustPut(t, d, blob, []byte("blob"))
 			w, err := d.Writer(ctx, "/docker/registry/v2/repositories/lib/app/_uploads/u1/data", false)
 			if err != nil {
 				t.Fatal(err)
@@ -271,7 +249,7 @@ func TestKeyLayout(t *testing.T) {
 			if _, err := raw.PutObject(ctx, bucket, link, bytes.NewReader([]byte("sha256:abcdef")), 13, minio.PutObjectOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			if got := mustGet(t, d, "/docker/registry/v2/repositories/lib/app/_manifests/tags/latest/current/link"); string(got) != "sha256:abcdef" {
+			if got := storagetest.MustGet(t, d, "/docker/registry/v2/repositories/lib/app/_manifests/tags/latest/current/link"); string(got) != "sha256:abcdef" {
 				t.Fatalf("link = %q", got)
 			}
 			tags, err := d.List(ctx, "/docker/registry/v2/repositories/lib/app/_manifests/tags")
@@ -305,8 +283,8 @@ func TestCABundle(t *testing.T) {
 		if err != nil {
 			t.Fatalf("New: %v", err)
 		}
-		mustPut(t, d, "/x", []byte("over tls"))
-		if got := mustGet(t, d, "/x"); string(got) != "over tls" {
+		storagetest.MustPut(t, d, "/x", []byte("over tls"))
+		if got := storagetest.MustGet(t, d, "/x"); string(got) != "over tls" {
 			t.Fatalf("got %q", got)
 		}
 	})
@@ -333,7 +311,7 @@ func TestCABundle(t *testing.T) {
 		if err != nil {
 			t.Fatalf("New: %v", err)
 		}
-		if got := mustGet(t, d, "/x"); string(got) != "over tls" {
+		if got := storagetest.MustGet(t, d, "/x"); string(got) != "over tls" {
 			t.Fatalf("got %q", got)
 		}
 	})
@@ -498,7 +476,7 @@ func TestFailedSessionKeepsObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	first := randomBytes(4, 3<<20)
+	first := storagetest.RandomBytes(4, 3<<20)
 	w, _ := d.Writer(ctx, "/f", false)
 	w.Write(first)
 	if err := w.Close(); err != nil {
@@ -514,7 +492,7 @@ func TestFailedSessionKeepsObject(t *testing.T) {
 	}
 	var werr error
 	for i := 0; i < 20 && werr == nil; i++ {
-		_, werr = w.Write(randomBytes(uint64(10+i), 1<<20))
+		_, werr = w.Write(storagetest.RandomBytes(uint64(10+i), 1<<20))
 	}
 	cerr := w.Close()
 	if werr == nil && cerr == nil {
@@ -526,7 +504,7 @@ func TestFailedSessionKeepsObject(t *testing.T) {
 	px.mu.Lock()
 	px.failPart = false
 	px.mu.Unlock()
-	if got := mustGet(t, d, "/f"); !bytes.Equal(got, first) {
+	if got := storagetest.MustGet(t, d, "/f"); !bytes.Equal(got, first) {
 		t.Fatalf("object changed by a failed session: %d bytes", len(got))
 	}
 	assertNoUploads(t, s, bucket)
@@ -536,7 +514,7 @@ func TestFailedSessionKeepsObject(t *testing.T) {
 func TestMoveMultipartCopy(t *testing.T) {
 	d, _, _ := newTestDriver(t, "/mv")
 	ctx := context.Background()
-	content := randomBytes(5, 13<<20+1)
+	content := storagetest.RandomBytes(5, 13<<20+1)
 	w, _ := d.Writer(ctx, "/src", false)
 	w.Write(content)
 	if err := w.Commit(ctx); err != nil {
@@ -546,7 +524,7 @@ func TestMoveMultipartCopy(t *testing.T) {
 	if err := d.Move(ctx, "/src", "/blobs/dst"); err != nil {
 		t.Fatal(err)
 	}
-	if got := mustGet(t, d, "/blobs/dst"); !bytes.Equal(got, content) {
+	if got := storagetest.MustGet(t, d, "/blobs/dst"); !bytes.Equal(got, content) {
 		t.Fatal("content differs after a multipart copy")
 	}
 	if _, err := d.Stat(ctx, "/src"); !errors.Is(err, storage.ErrNotFound) {
@@ -557,7 +535,7 @@ func TestMoveMultipartCopy(t *testing.T) {
 func TestURLFor(t *testing.T) {
 	d, _, _ := newTestDriver(t, "/u")
 	ctx := context.Background()
-	mustPut(t, d, "/blob", []byte("presigned"))
+	storagetest.MustPut(t, d, "/blob", []byte("presigned"))
 	u, err := d.URLFor(ctx, "/blob", time.Minute)
 	if err != nil {
 		t.Fatal(err)

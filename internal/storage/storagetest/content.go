@@ -45,7 +45,7 @@ func RunContentFlows(t *testing.T, d1, d2 storage.Driver, flows []ContentFlow) {
 			const repo = "library/app"
 			var blob []byte
 			for j, n := range tc.Chunks {
-				blob = append(blob, randomBytes(uint64(1000+i*10+j), n)...)
+				blob = append(blob, RandomBytes(uint64(1000+i*10+j), n)...)
 			}
 			dg := digest.FromBytes(blob)
 			if tc.Monolithic {

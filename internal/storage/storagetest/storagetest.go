@@ -86,7 +86,7 @@ func testPutGetContent(t *testing.T, d storage.Driver) {
 		{"nil", "/nil", nil},
 		{"small", "/small", []byte("hello")},
 		{"all byte values", "/bin/all", allBytes},
-		{"one MiB", "/big/blob", randomBytes(1, 1<<20)},
+		{"one MiB", "/big/blob", RandomBytes(1, 1<<20)},
 		{"deep path", "/docker/registry/v2/repositories/library/alpine/_manifests/tags/latest/current/link", []byte("sha256:abc")},
 		{"name alphabet", "/A-z_0.9/x.y-z_w", []byte("ok")},
 	} {
@@ -123,8 +123,8 @@ func testPutContentOverwrite(t *testing.T, d storage.Driver) {
 		{},
 		[]byte("last"),
 	} {
-		mustPut(t, d, "/o/v", content)
-		if got := mustGet(t, d, "/o/v"); !bytes.Equal(got, content) {
+		MustPut(t, d, "/o/v", content)
+		if got := MustGet(t, d, "/o/v"); !bytes.Equal(got, content) {
 			t.Fatalf("after write %d: got %q, want %q", i, trunc(got), trunc(content))
 		}
 	}
@@ -135,14 +135,14 @@ func testPutContentOverwrite(t *testing.T, d storage.Driver) {
 
 func testPutContentCallerOwnsSlice(t *testing.T, d storage.Driver) {
 	buf := []byte("original")
-	mustPut(t, d, "/s", buf)
+	MustPut(t, d, "/s", buf)
 	copy(buf, "XXXXXXXX")
-	if got := mustGet(t, d, "/s"); string(got) != "original" {
+	if got := MustGet(t, d, "/s"); string(got) != "original" {
 		t.Fatalf("stored content changed with the caller's slice: %q", got)
 	}
-	got := mustGet(t, d, "/s")
+	got := MustGet(t, d, "/s")
 	copy(got, "YYYYYYYY")
-	if got := mustGet(t, d, "/s"); string(got) != "original" {
+	if got := MustGet(t, d, "/s"); string(got) != "original" {
 		t.Fatalf("stored content changed with a returned slice: %q", got)
 	}
 }
@@ -156,7 +156,7 @@ func testAtomicOverwrite(t *testing.T, d storage.Driver) {
 		bytes.Repeat([]byte("a"), 256<<10),
 		bytes.Repeat([]byte("b"), 256<<10+4097),
 	}
-	mustPut(t, d, "/atomic/v", values[0])
+	MustPut(t, d, "/atomic/v", values[0])
 
 	const readers, reads = 4, 50
 	var wg sync.WaitGroup
@@ -236,7 +236,7 @@ func testConcurrentPutContent(t *testing.T, d storage.Driver) {
 		}
 		close(start)
 		wg.Wait()
-		got := mustGet(t, d, "/race/v")
+		got := MustGet(t, d, "/race/v")
 		if !slices.ContainsFunc(values, func(v []byte) bool { return bytes.Equal(v, got) }) {
 			t.Fatalf("round %d: final content is no single writer's value: %d bytes starting %q", round, len(got), trunc(got))
 		}
@@ -247,8 +247,8 @@ func testConcurrentPutContent(t *testing.T, d storage.Driver) {
 }
 
 func testReader(t *testing.T, d storage.Driver) {
-	content := randomBytes(2, 10000)
-	mustPut(t, d, "/r/blob", content)
+	content := RandomBytes(2, 10000)
+	MustPut(t, d, "/r/blob", content)
 	for _, offset := range []int64{0, 1, 4096, 5000, 9999, 10000, 10001, 1 << 40} {
 		t.Run(fmt.Sprint(offset), func(t *testing.T) {
 			got, err := readAll(context.Background(), d, "/r/blob", offset)
@@ -269,7 +269,7 @@ func testReader(t *testing.T, d storage.Driver) {
 		}
 	})
 	t.Run("empty object", func(t *testing.T) {
-		mustPut(t, d, "/r/empty", nil)
+		MustPut(t, d, "/r/empty", nil)
 		for _, offset := range []int64{0, 1} {
 			got, err := readAll(context.Background(), d, "/r/empty", offset)
 			if err != nil || len(got) != 0 {
@@ -281,7 +281,7 @@ func testReader(t *testing.T, d storage.Driver) {
 
 func testReaderMissing(t *testing.T, d storage.Driver) {
 	ctx := context.Background()
-	mustPut(t, d, "/m/dir/file", []byte("x"))
+	MustPut(t, d, "/m/dir/file", []byte("x"))
 	for _, p := range []string{"/nope", "/m/nope", "/m/dir", "/m/dir/file/below"} {
 		r, err := d.Reader(ctx, p, 0)
 		if err == nil {
@@ -295,7 +295,7 @@ func testReaderMissing(t *testing.T, d storage.Driver) {
 
 func testWriterStream(t *testing.T, d storage.Driver) {
 	ctx := context.Background()
-	content := randomBytes(3, 5<<20+123)
+	content := RandomBytes(3, 5<<20+123)
 	w, err := d.Writer(ctx, "/w/stream", false)
 	if err != nil {
 		t.Fatalf("Writer: %v", err)
@@ -326,7 +326,7 @@ func testWriterStream(t *testing.T, d storage.Driver) {
 	if err := w.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if got := mustGet(t, d, "/w/stream"); !bytes.Equal(got, content) {
+	if got := MustGet(t, d, "/w/stream"); !bytes.Equal(got, content) {
 		t.Fatalf("content after %d writes differs: got %d bytes, want %d", writes, len(got), len(content))
 	}
 	if info, err := d.Stat(ctx, "/w/stream"); err != nil || info.Size != int64(len(content)) {
@@ -338,8 +338,8 @@ func testWriterStream(t *testing.T, d storage.Driver) {
 // how blobs are mounted and how writers implementing io.ReaderFrom get used.
 func testWriterReadFrom(t *testing.T, d storage.Driver) {
 	ctx := context.Background()
-	content := randomBytes(5, 3<<20+7)
-	mustPut(t, d, "/rf/src", content)
+	content := RandomBytes(5, 3<<20+7)
+	MustPut(t, d, "/rf/src", content)
 	w, err := d.Writer(ctx, "/rf/dst", false)
 	if err != nil {
 		t.Fatalf("Writer: %v", err)
@@ -366,14 +366,14 @@ func testWriterReadFrom(t *testing.T, d storage.Driver) {
 	if err := w.Commit(ctx); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
-	if got := mustGet(t, d, "/rf/dst"); !bytes.Equal(got, want) {
+	if got := MustGet(t, d, "/rf/dst"); !bytes.Equal(got, want) {
 		t.Fatalf("content differs: got %d bytes, want %d", len(got), len(want))
 	}
 }
 
 func testWriterResume(t *testing.T, d storage.Driver) {
 	ctx := context.Background()
-	parts := [][]byte{randomBytes(6, 100<<10), randomBytes(7, 1), {}, randomBytes(8, 1<<20)}
+	parts := [][]byte{RandomBytes(6, 100<<10), RandomBytes(7, 1), {}, RandomBytes(8, 1<<20)}
 	var want []byte
 	for i, part := range parts {
 		w, err := d.Writer(ctx, "/_uploads/u1/data", i > 0)
@@ -396,7 +396,7 @@ func testWriterResume(t *testing.T, d storage.Driver) {
 			t.Fatalf("session %d: Close: %v", i, err)
 		}
 	}
-	if got := mustGet(t, d, "/_uploads/u1/data"); !bytes.Equal(got, want) {
+	if got := MustGet(t, d, "/_uploads/u1/data"); !bytes.Equal(got, want) {
 		t.Fatalf("content is not the concatenation: got %d bytes, want %d", len(got), len(want))
 	}
 }
@@ -421,14 +421,14 @@ func testWriterRestartDiscards(t *testing.T, d storage.Driver) {
 	if err := w.Commit(ctx); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
-	if got := mustGet(t, d, "/restart"); string(got) != "fresh" {
+	if got := MustGet(t, d, "/restart"); string(got) != "fresh" {
 		t.Fatalf("content = %q, want %q", got, "fresh")
 	}
 }
 
 func testWriterResumeMissing(t *testing.T, d storage.Driver) {
 	ctx := context.Background()
-	mustPut(t, d, "/rm/dir/file", []byte("x"))
+	MustPut(t, d, "/rm/dir/file", []byte("x"))
 	for _, p := range []string{"/rm/nope", "/rm/dir", "/rm/dir/file/below"} {
 		w, err := d.Writer(ctx, p, true)
 		if err == nil {
@@ -516,7 +516,7 @@ func testWriterUseAfterEnd(t *testing.T, d storage.Driver) {
 				t.Errorf("Size after %s = %d, want 3", e.name, w.Size())
 			}
 			if e.name != "Cancel" {
-				if got := mustGet(t, d, p); string(got) != "abc" {
+				if got := MustGet(t, d, p); string(got) != "abc" {
 					t.Errorf("content after %s = %q, want %q", e.name, got, "abc")
 				}
 			}
@@ -572,8 +572,8 @@ func testLargeObject(t *testing.T, d storage.Driver) {
 
 func testStat(t *testing.T, d storage.Driver) {
 	ctx := context.Background()
-	mustPut(t, d, "/st/dir/sub/file", []byte("12345"))
-	mustPut(t, d, "/st/empty", nil)
+	MustPut(t, d, "/st/dir/sub/file", []byte("12345"))
+	MustPut(t, d, "/st/empty", nil)
 
 	for _, tc := range []struct {
 		path  string
@@ -611,7 +611,7 @@ func testList(t *testing.T, d storage.Driver) {
 		t.Fatalf("List(/) on an empty driver = %q, %v; want empty", got, err)
 	}
 	for _, p := range []string{"/t/a", "/t/b/c", "/t/b/d/e", "/t/b/d/f", "/t/f", "/t2", "/tt/x"} {
-		mustPut(t, d, p, []byte(p))
+		MustPut(t, d, p, []byte(p))
 	}
 	for _, tc := range []struct {
 		path string
@@ -643,34 +643,34 @@ func testList(t *testing.T, d storage.Driver) {
 func testMove(t *testing.T, d storage.Driver) {
 	ctx := context.Background()
 	t.Run("to new path", func(t *testing.T) {
-		content := randomBytes(10, 300<<10)
-		mustPut(t, d, "/mv/new/src", content)
+		content := RandomBytes(10, 300<<10)
+		MustPut(t, d, "/mv/new/src", content)
 		if err := d.Move(ctx, "/mv/new/src", "/mv/new/deep/er/dst"); err != nil {
 			t.Fatalf("Move: %v", err)
 		}
-		if got := mustGet(t, d, "/mv/new/deep/er/dst"); !bytes.Equal(got, content) {
+		if got := MustGet(t, d, "/mv/new/deep/er/dst"); !bytes.Equal(got, content) {
 			t.Fatalf("dst content differs")
 		}
 		_, err := d.Stat(ctx, "/mv/new/src")
 		wantErr(t, "Stat(src)", err, storage.ErrNotFound)
 	})
 	t.Run("over existing", func(t *testing.T) {
-		mustPut(t, d, "/mv/over/src", []byte("new"))
-		mustPut(t, d, "/mv/over/dst", []byte("old and longer"))
+		MustPut(t, d, "/mv/over/src", []byte("new"))
+		MustPut(t, d, "/mv/over/dst", []byte("old and longer"))
 		if err := d.Move(ctx, "/mv/over/src", "/mv/over/dst"); err != nil {
 			t.Fatalf("Move: %v", err)
 		}
-		if got := mustGet(t, d, "/mv/over/dst"); string(got) != "new" {
+		if got := MustGet(t, d, "/mv/over/dst"); string(got) != "new" {
 			t.Fatalf("dst = %q, want %q", got, "new")
 		}
 		_, err := d.GetContent(ctx, "/mv/over/src")
 		wantErr(t, "GetContent(src)", err, storage.ErrNotFound)
 	})
 	t.Run("missing source", func(t *testing.T) {
-		mustPut(t, d, "/mv/missing/dst", []byte("keep"))
+		MustPut(t, d, "/mv/missing/dst", []byte("keep"))
 		err := d.Move(ctx, "/mv/missing/src", "/mv/missing/dst")
 		wantErr(t, "Move", err, storage.ErrNotFound)
-		if got := mustGet(t, d, "/mv/missing/dst"); string(got) != "keep" {
+		if got := MustGet(t, d, "/mv/missing/dst"); string(got) != "keep" {
 			t.Fatalf("dst = %q after failed Move", got)
 		}
 		err = d.Move(ctx, "/mv/missing/src", "/mv/missing/elsewhere/dst")
@@ -679,11 +679,11 @@ func testMove(t *testing.T, d storage.Driver) {
 		wantErr(t, "Stat(dst parent) after failed Move", err, storage.ErrNotFound)
 	})
 	t.Run("onto itself", func(t *testing.T) {
-		mustPut(t, d, "/mv/self", []byte("same"))
+		MustPut(t, d, "/mv/self", []byte("same"))
 		if err := d.Move(ctx, "/mv/self", "/mv/self"); err != nil {
 			t.Fatalf("Move: %v", err)
 		}
-		if got := mustGet(t, d, "/mv/self"); string(got) != "same" {
+		if got := MustGet(t, d, "/mv/self"); string(got) != "same" {
 			t.Fatalf("content = %q", got)
 		}
 	})
@@ -700,7 +700,7 @@ func testMove(t *testing.T, d storage.Driver) {
 		if err := d.Move(ctx, "/mv/_uploads/id/data", "/mv/blobs/sha256/ab/abcd/data"); err != nil {
 			t.Fatalf("Move: %v", err)
 		}
-		if got := mustGet(t, d, "/mv/blobs/sha256/ab/abcd/data"); string(got) != "layer" {
+		if got := MustGet(t, d, "/mv/blobs/sha256/ab/abcd/data"); string(got) != "layer" {
 			t.Fatalf("content = %q", got)
 		}
 	})
@@ -708,15 +708,15 @@ func testMove(t *testing.T, d storage.Driver) {
 
 func testMoveDirectory(t *testing.T, d storage.Driver) {
 	ctx := context.Background()
-	mustPut(t, d, "/md/src/a", []byte("a"))
-	mustPut(t, d, "/md/src/b/c", []byte("c"))
+	MustPut(t, d, "/md/src/a", []byte("a"))
+	MustPut(t, d, "/md/src/b/c", []byte("c"))
 	if err := d.Move(ctx, "/md/src", "/md/dst/moved"); err != nil {
 		t.Fatalf("Move: %v", err)
 	}
-	if got := mustGet(t, d, "/md/dst/moved/a"); string(got) != "a" {
+	if got := MustGet(t, d, "/md/dst/moved/a"); string(got) != "a" {
 		t.Fatalf("moved a = %q", got)
 	}
-	if got := mustGet(t, d, "/md/dst/moved/b/c"); string(got) != "c" {
+	if got := MustGet(t, d, "/md/dst/moved/b/c"); string(got) != "c" {
 		t.Fatalf("moved b/c = %q", got)
 	}
 	_, err := d.Stat(ctx, "/md/src")
@@ -726,21 +726,21 @@ func testMoveDirectory(t *testing.T, d storage.Driver) {
 func testDelete(t *testing.T, d storage.Driver) {
 	ctx := context.Background()
 	t.Run("file", func(t *testing.T) {
-		mustPut(t, d, "/del/f/x", []byte("x"))
-		mustPut(t, d, "/del/f/y", []byte("y"))
+		MustPut(t, d, "/del/f/x", []byte("x"))
+		MustPut(t, d, "/del/f/y", []byte("y"))
 		if err := d.Delete(ctx, "/del/f/x"); err != nil {
 			t.Fatalf("Delete: %v", err)
 		}
 		_, err := d.GetContent(ctx, "/del/f/x")
 		wantErr(t, "GetContent after Delete", err, storage.ErrNotFound)
-		if got := mustGet(t, d, "/del/f/y"); string(got) != "y" {
+		if got := MustGet(t, d, "/del/f/y"); string(got) != "y" {
 			t.Fatalf("sibling = %q", got)
 		}
 		wantErr(t, "second Delete", d.Delete(ctx, "/del/f/x"), storage.ErrNotFound)
 	})
 	t.Run("subtree", func(t *testing.T) {
 		for _, p := range []string{"/del/t/x/y/z", "/del/t/x/w", "/del/t/x2", "/del/t/other"} {
-			mustPut(t, d, p, []byte(p))
+			MustPut(t, d, p, []byte(p))
 		}
 		if err := d.Delete(ctx, "/del/t/x"); err != nil {
 			t.Fatalf("Delete: %v", err)
@@ -751,14 +751,14 @@ func testDelete(t *testing.T, d storage.Driver) {
 		}
 		// "/del/t/x" is a prefix of "/del/t/x2" but not its parent.
 		for _, p := range []string{"/del/t/x2", "/del/t/other"} {
-			if got := mustGet(t, d, p); string(got) != p {
+			if got := MustGet(t, d, p); string(got) != p {
 				t.Fatalf("%s = %q after deleting a sibling tree", p, got)
 			}
 		}
 	})
 	t.Run("missing", func(t *testing.T) {
 		wantErr(t, "Delete", d.Delete(ctx, "/del/never"), storage.ErrNotFound)
-		mustPut(t, d, "/del/file", nil)
+		MustPut(t, d, "/del/file", nil)
 		wantErr(t, "Delete below a file", d.Delete(ctx, "/del/file/below"), storage.ErrNotFound)
 	})
 }
@@ -767,9 +767,9 @@ func testDelete(t *testing.T, d storage.Driver) {
 // as on a filesystem, and that failing writes do not report ErrNotFound.
 func testConflicts(t *testing.T, d storage.Driver) {
 	ctx := context.Background()
-	mustPut(t, d, "/c/file", []byte("file"))
-	mustPut(t, d, "/c/dir/child", []byte("child"))
-	mustPut(t, d, "/c/src", []byte("src"))
+	MustPut(t, d, "/c/file", []byte("file"))
+	MustPut(t, d, "/c/dir/child", []byte("child"))
+	MustPut(t, d, "/c/src", []byte("src"))
 
 	writeFails := func(what string, err error) {
 		t.Helper()
@@ -795,7 +795,7 @@ func testConflicts(t *testing.T, d storage.Driver) {
 	writeFails("Move over a directory", d.Move(ctx, "/c/src", "/c/dir"))
 
 	for p, want := range map[string]string{"/c/file": "file", "/c/dir/child": "child", "/c/src": "src"} {
-		if got := mustGet(t, d, p); string(got) != want {
+		if got := MustGet(t, d, p); string(got) != want {
 			t.Errorf("%s = %q after failed writes, want %q", p, got, want)
 		}
 	}
@@ -810,7 +810,7 @@ func testConflicts(t *testing.T, d storage.Driver) {
 // never read, written, moved or deleted as an object.
 func testRoot(t *testing.T, d storage.Driver) {
 	ctx := context.Background()
-	mustPut(t, d, "/keep", []byte("k"))
+	MustPut(t, d, "/keep", []byte("k"))
 	if info, err := d.Stat(ctx, "/"); err != nil || !info.IsDir {
 		t.Fatalf("Stat(/) = %+v, %v", info, err)
 	}
@@ -827,7 +827,7 @@ func testRoot(t *testing.T, d storage.Driver) {
 	wantErr(t, "Move(/, x)", d.Move(ctx, "/", "/x"), storage.ErrInvalidPath)
 	wantErr(t, "Move(x, /)", d.Move(ctx, "/keep", "/"), storage.ErrInvalidPath)
 	wantErr(t, "Delete(/)", d.Delete(ctx, "/"), storage.ErrInvalidPath)
-	if got := mustGet(t, d, "/keep"); string(got) != "k" {
+	if got := MustGet(t, d, "/keep"); string(got) != "k" {
 		t.Fatalf("/keep = %q", got)
 	}
 }
@@ -835,8 +835,8 @@ func testRoot(t *testing.T, d storage.Driver) {
 func testInvalidPaths(t *testing.T, d storage.Driver) {
 	ctx := context.Background()
 	// Objects the invalid paths might reach if they were not rejected.
-	mustPut(t, d, "/a/b", []byte("b"))
-	mustPut(t, d, "/b", []byte("top"))
+	MustPut(t, d, "/a/b", []byte("b"))
+	MustPut(t, d, "/b", []byte("top"))
 
 	ops := []struct {
 		name string
@@ -880,10 +880,10 @@ func testInvalidPaths(t *testing.T, d storage.Driver) {
 			wantErr(t, fmt.Sprintf("%s(%q)", op.name, p), op.call(p), storage.ErrInvalidPath)
 		}
 	}
-	if got := mustGet(t, d, "/a/b"); string(got) != "b" {
+	if got := MustGet(t, d, "/a/b"); string(got) != "b" {
 		t.Fatalf("/a/b = %q after invalid calls", got)
 	}
-	if got := mustGet(t, d, "/b"); string(got) != "top" {
+	if got := MustGet(t, d, "/b"); string(got) != "top" {
 		t.Fatalf("/b = %q after invalid calls", got)
 	}
 	got, err := d.List(ctx, "/")
@@ -894,7 +894,7 @@ func testInvalidPaths(t *testing.T, d storage.Driver) {
 }
 
 func testCancelledContext(t *testing.T, d storage.Driver) {
-	mustPut(t, d, "/ctx/f", []byte("f"))
+	MustPut(t, d, "/ctx/f", []byte("f"))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	calls := map[string]func() error{
@@ -926,14 +926,16 @@ func testCancelledContext(t *testing.T, d storage.Driver) {
 	}
 }
 
-func mustPut(t *testing.T, d storage.Driver, p string, content []byte) {
+// MustPut stores content at p or fails the test.
+func MustPut(t testing.TB, d storage.Driver, p string, content []byte) {
 	t.Helper()
 	if err := d.PutContent(context.Background(), p, content); err != nil {
 		t.Fatalf("PutContent(%s): %v", p, err)
 	}
 }
 
-func mustGet(t *testing.T, d storage.Driver, p string) []byte {
+// MustGet reads p whole or fails the test.
+func MustGet(t testing.TB, d storage.Driver, p string) []byte {
 	t.Helper()
 	b, err := d.GetContent(context.Background(), p)
 	if err != nil {
@@ -958,7 +960,8 @@ func wantErr(t *testing.T, what string, err, target error) {
 	}
 }
 
-func randomBytes(seed uint64, n int) []byte {
+// RandomBytes returns n bytes that depend only on seed.
+func RandomBytes(seed uint64, n int) []byte {
 	b := make([]byte, n)
 	rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8)}).Read(b)
 	return b

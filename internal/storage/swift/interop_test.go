@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/berth-registry/berth/internal/storage"
+	"github.com/berth-registry/berth/internal/storage/storagetest"
 )
 
 // TestRegistry2Interop runs registry:2 itself (the docker-registry Debian
@@ -47,24 +48,24 @@ func TestRegistry2Interop(t *testing.T) {
 
 	// registry:2 pushes: a layer in two chunks (its writer continues a
 	// large object), a config, a manifest and a tag.
-	layer := randomBytes(20, 2*mib+mib/2)
+	layer := storagetest.RandomBytes(20, 2*mib+mib/2)
 	layerDigest := reg.upload(t, repo, layer[:1200<<10], layer[1200<<10:])
 	config := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
 	configDigest := reg.upload(t, repo, config)
 	manifest := schema2(configDigest, len(config), layerDigest, len(layer))
 	manifestDigest := reg.putManifest(t, repo, "v1", manifest)
 
-	if got := string(mustGet(t, d, root+"/repositories/"+repo+"/_manifests/tags/v1/current/link")); got != manifestDigest {
+	if got := string(storagetest.MustGet(t, d, root+"/repositories/"+repo+"/_manifests/tags/v1/current/link")); got != manifestDigest {
 		t.Fatalf("tag link = %q, want %q", got, manifestDigest)
 	}
 	layerPath := blobPath(layerDigest)
 	if info, err := d.Stat(ctx, layerPath); err != nil || info.Size != int64(len(layer)) {
 		t.Fatalf("Stat(layer) = %+v, %v", info, err)
 	}
-	if got := mustGet(t, d, layerPath); !bytes.Equal(got, layer) {
+	if got := storagetest.MustGet(t, d, layerPath); !bytes.Equal(got, layer) {
 		t.Fatal("layer written by registry:2 reads back differently")
 	}
-	if got := mustGet(t, d, blobPath(manifestDigest)); !bytes.Equal(got, manifest) {
+	if got := storagetest.MustGet(t, d, blobPath(manifestDigest)); !bytes.Equal(got, manifest) {
 		t.Fatal("manifest written by registry:2 reads back differently")
 	}
 	isManifest := false
@@ -83,7 +84,7 @@ func TestRegistry2Interop(t *testing.T) {
 	// An upload registry:2 started, continued by berth, which then
 	// deletes it with registry:2's segments and its own. (registry:2
 	// cannot cancel it any more: its upload state records the old size.)
-	first := randomBytes(21, 1500<<10)
+	first := storagetest.RandomBytes(21, 1500<<10)
 	loc := reg.startUpload(t, repo)
 	loc = reg.patch(t, loc, 0, first)
 	id := uploadID(t, loc)
@@ -91,9 +92,9 @@ func TestRegistry2Interop(t *testing.T) {
 	if info, err := d.Stat(ctx, uploadData); err != nil || info.Size != int64(len(first)) {
 		t.Fatalf("Stat(registry:2's upload) = %+v, %v; want size %d", info, err, len(first))
 	}
-	more := randomBytes(22, mib+3)
+	more := storagetest.RandomBytes(22, mib+3)
 	writeSession(t, d, uploadData, true, more, false)
-	if got := mustGet(t, d, uploadData); !bytes.Equal(got, append(first, more...)) {
+	if got := storagetest.MustGet(t, d, uploadData); !bytes.Equal(got, append(first, more...)) {
 		t.Fatal("continued upload differs")
 	}
 	if err := d.Delete(ctx, root+"/repositories/"+repo+"/_uploads/"+id); err != nil {
@@ -107,7 +108,7 @@ func TestRegistry2Interop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	layer2 := randomBytes(23, 2*mib+12345)
+	layer2 := storagetest.RandomBytes(23, 2*mib+12345)
 	layer2Digest := digestOf(layer2)
 	upload := root + "/repositories/" + repo + "/_uploads/3b9e4c2a-5d1f-4e8b-a7c6-0d2e1f3a4b5c/data"
 	writeSession(t, d, upload, false, layer2[:mib+7], false)
@@ -117,16 +118,16 @@ func TestRegistry2Interop(t *testing.T) {
 	}
 	config2 := []byte(`{"architecture":"arm64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
 	config2Digest := digestOf(config2)
-	mustPut(t, d, blobPath(config2Digest), config2)
+	storagetest.MustPut(t, d, blobPath(config2Digest), config2)
 	manifest2 := schema2(config2Digest, len(config2), layer2Digest, len(layer2))
 	manifest2Digest := digestOf(manifest2)
-	mustPut(t, d, blobPath(manifest2Digest), manifest2)
+	storagetest.MustPut(t, d, blobPath(manifest2Digest), manifest2)
 	for _, dg := range []string{layer2Digest, config2Digest} {
-		mustPut(t, d, root+"/repositories/"+repo+"/_layers/sha256/"+hexOf(dg)+"/link", []byte(dg))
+		storagetest.MustPut(t, d, root+"/repositories/"+repo+"/_layers/sha256/"+hexOf(dg)+"/link", []byte(dg))
 	}
-	mustPut(t, d, root+"/repositories/"+repo+"/_manifests/revisions/sha256/"+hexOf(manifest2Digest)+"/link", []byte(manifest2Digest))
-	mustPut(t, d, root+"/repositories/"+repo+"/_manifests/tags/v2/index/sha256/"+hexOf(manifest2Digest)+"/link", []byte(manifest2Digest))
-	mustPut(t, d, root+"/repositories/"+repo+"/_manifests/tags/v2/current/link", []byte(manifest2Digest))
+	storagetest.MustPut(t, d, root+"/repositories/"+repo+"/_manifests/revisions/sha256/"+hexOf(manifest2Digest)+"/link", []byte(manifest2Digest))
+	storagetest.MustPut(t, d, root+"/repositories/"+repo+"/_manifests/tags/v2/index/sha256/"+hexOf(manifest2Digest)+"/link", []byte(manifest2Digest))
+	storagetest.MustPut(t, d, root+"/repositories/"+repo+"/_manifests/tags/v2/current/link", []byte(manifest2Digest))
 
 	body, _ := reg.do(t, http.MethodGet, reg.url("/v2/"+repo+"/blobs/"+layer2Digest), nil, nil, http.StatusOK)
 	if !bytes.Equal(body, layer2) {
@@ -149,7 +150,7 @@ func TestRegistry2Interop(t *testing.T) {
 
 	// registry:2's garbage collector deletes an unreferenced large blob
 	// berth wrote, segments included, and keeps the referenced one.
-	orphan := randomBytes(24, 2*mib+1)
+	orphan := storagetest.RandomBytes(24, 2*mib+1)
 	orphanDigest := digestOf(orphan)
 	writeSession(t, d, blobPath(orphanDigest), false, orphan, true)
 	gc := exec.Command(bin, "garbage-collect", reg.config)
@@ -161,7 +162,7 @@ func TestRegistry2Interop(t *testing.T) {
 		t.Fatalf("Stat(unreferenced blob) after registry:2's GC = %v, want ErrNotFound", err)
 	}
 	assertNoOrphanSegments(t, s, p.Container, "reg/segments/")
-	if got := mustGet(t, d, blobPath(layer2Digest)); !bytes.Equal(got, layer2) {
+	if got := storagetest.MustGet(t, d, blobPath(layer2Digest)); !bytes.Equal(got, layer2) {
 		t.Fatal("referenced layer damaged by registry:2's GC")
 	}
 }

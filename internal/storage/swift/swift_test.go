@@ -46,28 +46,6 @@ func TestDriverDefaultChunkSize(t *testing.T) {
 	})
 }
 
-func mustPut(t testing.TB, d storage.Driver, p string, b []byte) {
-	t.Helper()
-	if err := d.PutContent(context.Background(), p, b); err != nil {
-		t.Fatalf("PutContent(%s): %v", p, err)
-	}
-}
-
-func mustGet(t testing.TB, d storage.Driver, p string) []byte {
-	t.Helper()
-	b, err := d.GetContent(context.Background(), p)
-	if err != nil {
-		t.Fatalf("GetContent(%s): %v", p, err)
-	}
-	return b
-}
-
-func randomBytes(seed uint64, n int) []byte {
-	b := make([]byte, n)
-	rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8)}).Read(b)
-	return b
-}
-
 // writeSession writes b through a Writer in 1 MiB pieces, as the content
 // layer does, then commits (if commit) and closes.
 func writeSession(t testing.TB, d storage.Driver, p string, resume bool, b []byte, commit bool) {
@@ -208,7 +186,7 @@ func TestLayout(t *testing.T) {
 	const repo = "/docker/registry/v2/repositories/lib/app"
 	upload := repo + "/_uploads/0f6c4b1e-7a21-4b38-9d55-2b8f1d3c6a90/data"
 	blob := "/docker/registry/v2/blobs/sha256/ab/ab12/data"
-	content := randomBytes(1, 3*mib+mib/2)
+	content := storagetest.RandomBytes(1, 3*mib+mib/2)
 	writeSession(t, d, upload, false, content, false)
 
 	objs := rawObjects(t, s, p.Container)
@@ -238,7 +216,7 @@ func TestLayout(t *testing.T) {
 
 	// Plain objects: PutContent, and a Writer session within one chunk.
 	link := repo + "/_layers/sha256/ab12/link"
-	mustPut(t, d, link, []byte("sha256:ab12"))
+	storagetest.MustPut(t, d, link, []byte("sha256:ab12"))
 	small := repo + "/_uploads/5e1d/data"
 	writeSession(t, d, small, false, []byte("small"), true)
 	for _, o := range rawObjects(t, s, p.Container) {
@@ -266,7 +244,7 @@ func TestLayout(t *testing.T) {
 	if names2, _ := segmentsOf(t, s, p.Container, "reg/segments/"); !slices.Equal(names2, names) {
 		t.Fatalf("segments changed by Move: %q", names2)
 	}
-	if got := mustGet(t, d, blob); !bytes.Equal(got, content) {
+	if got := storagetest.MustGet(t, d, blob); !bytes.Equal(got, content) {
 		t.Fatalf("moved content differs")
 	}
 	if got, err := d.List(ctx, "/"); err != nil || !slices.Equal(got, []string{"/docker"}) {
@@ -292,7 +270,7 @@ func TestLayout(t *testing.T) {
 // registry2SegmentPrefix makes a segments prefix the way registry:2 does:
 // it hex-encodes the path, 32 random bytes and the SHA-1 of nothing.
 func registry2SegmentPrefix(prefix, path string) string {
-	random := randomBytes(99, 32)
+	random := storagetest.RandomBytes(99, 32)
 	h := hex.EncodeToString(sha1.New().Sum(append([]byte(path), random...)))
 	return strings.TrimLeft(prefix+"/segments/"+h[:3]+"/"+h[3:], "/")
 }
@@ -306,7 +284,7 @@ func TestRegistry2LargeObject(t *testing.T) {
 	c := s.conn()
 	const upload = "/docker/registry/v2/repositories/x/_uploads/u/data"
 	segPrefix := registry2SegmentPrefix("/r2", upload)
-	parts := [][]byte{randomBytes(2, 700<<10), randomBytes(3, mib), randomBytes(4, 300<<10)}
+	parts := [][]byte{storagetest.RandomBytes(2, 700<<10), storagetest.RandomBytes(3, mib), storagetest.RandomBytes(4, 300<<10)}
 	for i, n := range []int{0, 2, 3} {
 		if err := c.ObjectPutBytes(ctx, p.Container, segmentName(segPrefix, n), parts[i], contentType); err != nil {
 			t.Fatal(err)
@@ -321,7 +299,7 @@ func TestRegistry2LargeObject(t *testing.T) {
 	if info, err := d.Stat(ctx, upload); err != nil || info.Size != int64(len(want)) {
 		t.Fatalf("Stat = %+v, %v; want size %d", info, err, len(want))
 	}
-	if got := mustGet(t, d, upload); !bytes.Equal(got, want) {
+	if got := storagetest.MustGet(t, d, upload); !bytes.Equal(got, want) {
 		t.Fatalf("content differs")
 	}
 	r, err := d.Reader(ctx, upload, 900<<10)
@@ -334,7 +312,7 @@ func TestRegistry2LargeObject(t *testing.T) {
 		t.Fatalf("Reader(900 KiB) = %d bytes, %v", len(got), err)
 	}
 
-	more := randomBytes(5, mib+mib/2)
+	more := storagetest.RandomBytes(5, mib+mib/2)
 	w, err := d.Writer(ctx, upload, true)
 	if err != nil {
 		t.Fatal(err)
@@ -347,7 +325,7 @@ func TestRegistry2LargeObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = append(want, more...)
-	if got := mustGet(t, d, upload); !bytes.Equal(got, want) {
+	if got := storagetest.MustGet(t, d, upload); !bytes.Equal(got, want) {
 		t.Fatalf("content after continuing differs")
 	}
 	names, _ := segmentsOf(t, s, p.Container, segPrefix)
@@ -363,7 +341,7 @@ func TestRegistry2LargeObject(t *testing.T) {
 	if err := d.Move(ctx, upload, blob); err != nil {
 		t.Fatal(err)
 	}
-	if got := mustGet(t, d, blob); !bytes.Equal(got, want) {
+	if got := storagetest.MustGet(t, d, blob); !bytes.Equal(got, want) {
 		t.Fatalf("moved content differs")
 	}
 	if err := d.Delete(ctx, "/docker/registry/v2/repositories/x/_uploads"); err == nil {
@@ -413,7 +391,7 @@ func TestResumeAcrossInstances(t *testing.T) {
 				if w.Size() != int64(len(want)) {
 					t.Fatalf("session %d: Size = %d, want %d", j, w.Size(), len(want))
 				}
-				chunk := randomBytes(uint64(i*100+j), n)
+				chunk := storagetest.RandomBytes(uint64(i*100+j), n)
 				for rest := chunk; len(rest) > 0; {
 					k := min(len(rest), 256<<10)
 					if _, err := w.Write(rest[:k]); err != nil {
@@ -435,7 +413,7 @@ func TestResumeAcrossInstances(t *testing.T) {
 					t.Fatalf("session %d: Stat from the other driver = %+v, %v; want size %d", j, info, err, len(want))
 				}
 			}
-			if got := mustGet(t, d2, path); !bytes.Equal(got, want) {
+			if got := storagetest.MustGet(t, d2, path); !bytes.Equal(got, want) {
 				t.Fatalf("content differs: %d bytes, want %d", len(got), len(want))
 			}
 			assertNoOrphanSegments(t, s, p.Container, "root/segments/")
@@ -535,14 +513,14 @@ func TestLargeObjectRoundTrip(t *testing.T) {
 func TestReplacingLargeObjects(t *testing.T) {
 	d, s, p := newTestDriver(t, "")
 	ctx := context.Background()
-	big := func(seed uint64) []byte { return randomBytes(seed, 2*mib+mib/2) }
+	big := func(seed uint64) []byte { return storagetest.RandomBytes(seed, 2*mib+mib/2) }
 	segments := func() []string { n, _ := segmentsOf(t, s, p.Container, "segments/"); return n }
 
 	writeSession(t, d, "/o", false, big(1), true)
 	if len(segments()) != 3 {
 		t.Fatalf("segments = %q", segments())
 	}
-	mustPut(t, d, "/o", []byte("small"))
+	storagetest.MustPut(t, d, "/o", []byte("small"))
 	if got := segments(); len(got) != 0 {
 		t.Fatalf("PutContent over a large object left %q", got)
 	}
@@ -554,7 +532,7 @@ func TestReplacingLargeObjects(t *testing.T) {
 	if got := segments(); len(got) != 3 || slices.Contains(got, first[0]) {
 		t.Fatalf("a new Writer over a large object: segments %q (first object's: %q)", got, first)
 	}
-	if got := mustGet(t, d, "/o"); !bytes.Equal(got, b3) {
+	if got := storagetest.MustGet(t, d, "/o"); !bytes.Equal(got, b3) {
 		t.Fatal("content differs")
 	}
 
@@ -566,7 +544,7 @@ func TestReplacingLargeObjects(t *testing.T) {
 	if got := segments(); len(got) != 3 {
 		t.Fatalf("Move over a large object: segments %q", got)
 	}
-	if got := mustGet(t, d, "/o"); !bytes.Equal(got, b4) {
+	if got := storagetest.MustGet(t, d, "/o"); !bytes.Equal(got, b4) {
 		t.Fatal("content differs")
 	}
 	assertNoOrphanSegments(t, s, p.Container, "segments/")
@@ -596,8 +574,8 @@ func TestTempURL(t *testing.T) {
 	d, s, p := newTestDriver(t, "/t", func(p *Params) { p.SecretKey = key })
 	ctx := context.Background()
 	small := []byte("a small blob")
-	large := randomBytes(7, 2*mib+10)
-	mustPut(t, d, "/small", small)
+	large := storagetest.RandomBytes(7, 2*mib+10)
+	storagetest.MustPut(t, d, "/small", small)
 	writeSession(t, d, "/large", false, large, true)
 
 	_, h, err := s.conn().Container(ctx, p.Container)
@@ -662,7 +640,7 @@ func TestTempURL(t *testing.T) {
 
 	// No key configured or set: registry:2 sets a random one.
 	d3, _, _ := newTestDriver(t, "/t")
-	mustPut(t, d3, "/x", small)
+	storagetest.MustPut(t, d3, "/x", small)
 	u, err := d3.URLFor(ctx, "/x", time.Minute)
 	if err != nil {
 		t.Fatalf("URLFor without a configured key: %v", err)
@@ -686,7 +664,7 @@ func TestLargeObjectReader(t *testing.T) {
 	ctx := context.Background()
 	var want []byte
 	for i, n := range []int{mib + mib/2, 300 << 10, mib + 700<<10} {
-		b := randomBytes(uint64(30+i), n)
+		b := storagetest.RandomBytes(uint64(30+i), n)
 		writeSession(t, d, "/dlo", i > 0, b, false)
 		want = append(want, b...)
 	}
@@ -711,7 +689,7 @@ func TestLargeObjectReader(t *testing.T) {
 			t.Fatalf("Reader(%d) = %d bytes, %v; want %d", off, len(got), err, len(w))
 		}
 	}
-	if got := mustGet(t, d, "/dlo"); !bytes.Equal(got, want) {
+	if got := storagetest.MustGet(t, d, "/dlo"); !bytes.Equal(got, want) {
 		t.Fatal("GetContent differs")
 	}
 	// Closing a reader in the middle of a segment.
@@ -747,7 +725,7 @@ func TestLargeObjectReader(t *testing.T) {
 		r.Close()
 	}
 	writeSession(t, d, "/empty", true, []byte("now"), true)
-	if got := mustGet(t, d, "/empty"); string(got) != "now" {
+	if got := storagetest.MustGet(t, d, "/empty"); string(got) != "now" {
 		t.Fatalf("continued empty large object = %q", got)
 	}
 	if names, _ := segmentsOf(t, s, p.Container, emptyPrefix); len(names) != 1 || !strings.HasSuffix(names[0], "/0000000000000001") {
@@ -755,7 +733,7 @@ func TestLargeObjectReader(t *testing.T) {
 	}
 
 	// A Static Large Object, read through Swift's middleware.
-	seg1, seg2 := randomBytes(40, mib), randomBytes(41, 1000)
+	seg1, seg2 := storagetest.RandomBytes(40, mib), storagetest.RandomBytes(41, 1000)
 	for name, b := range map[string][]byte{"slo-segs/1": seg1, "slo-segs/2": seg2} {
 		if err := c.ObjectPutBytes(ctx, p.Container, name, b, contentType); err != nil {
 			t.Fatal(err)
@@ -775,7 +753,7 @@ func TestLargeObjectReader(t *testing.T) {
 		t.Fatalf("put SLO manifest: %v", err)
 	}
 	wantSLO := append(slices.Clone(seg1), seg2...)
-	if got := mustGet(t, d, "/slo"); !bytes.Equal(got, wantSLO) {
+	if got := storagetest.MustGet(t, d, "/slo"); !bytes.Equal(got, wantSLO) {
 		t.Fatalf("SLO = %d bytes, want %d", len(got), len(wantSLO))
 	}
 	for _, off := range []int64{mib - 1, mib + 999, mib + 1000, mib + 5000} {
@@ -799,11 +777,11 @@ func TestContinuePlainObject(t *testing.T) {
 	d, s, p := newTestDriver(t, "")
 	for i, n := range []int{mib / 2, mib, 2*mib + 5} {
 		path := fmt.Sprintf("/plain%d", i)
-		base := randomBytes(uint64(50+i), n)
-		mustPut(t, d, path, base)
-		more := randomBytes(uint64(60+i), mib+mib/3)
+		base := storagetest.RandomBytes(uint64(50+i), n)
+		storagetest.MustPut(t, d, path, base)
+		more := storagetest.RandomBytes(uint64(60+i), mib+mib/3)
 		writeSession(t, d, path, true, more, true)
-		if got, want := mustGet(t, d, path), append(base, more...); !bytes.Equal(got, want) {
+		if got, want := storagetest.MustGet(t, d, path), append(base, more...); !bytes.Equal(got, want) {
 			t.Fatalf("%s: continued plain object of %d bytes differs", path, n)
 		}
 		if info, err := d.Stat(context.Background(), path); err != nil || info.Size != int64(n+len(more)) {
