@@ -65,16 +65,14 @@ func (r *Registry) Rebuild(ctx context.Context) (int, error) {
 	n := 0
 	err := r.index.Replace(ctx, func(yield func(RepositorySnapshot, error) bool) {
 		for res := range results {
-			if res.err == nil {
-				n++
-			}
 			if !yield(res.snap, res.err) || res.err != nil {
 				return
 			}
+			n++
 		}
-		if n != len(names) {
-			// Only a cancelled context stops the readers early.
-			yield(RepositorySnapshot{}, fmt.Errorf("rebuild index: %w", context.Cause(ctx)))
+		// Readers stop early only when the context ends.
+		if err := context.Cause(ctx); err != nil {
+			yield(RepositorySnapshot{}, fmt.Errorf("rebuild index: %w", err))
 		}
 	})
 	// Whatever made Replace stop, the readers stop too (cancel), and are

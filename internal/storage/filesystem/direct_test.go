@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"unsafe"
 
 	"github.com/berth-registry/berth/internal/storage/storagetest"
 )
@@ -148,13 +147,11 @@ func TestAlignedBuffers(t *testing.T) {
 		if len(*b) != directStage {
 			t.Fatalf("len %d", len(*b))
 		}
-		if p := &(*b)[0]; uintptrOf(p)%directAlign != 0 {
-			t.Fatalf("buffer at %#x is not %d-aligned", uintptrOf(p), directAlign)
+		if a := addr(*b); a%directAlign != 0 {
+			t.Fatalf("buffer at %#x is not %d-aligned", a, directAlign)
 		}
 	}
 }
-
-func uintptrOf(p *byte) uintptr { return uintptr(unsafe.Pointer(p)) }
 
 // When a staged write fails, the writer reports it and Size falls back to
 // exactly what the file holds: the bytes accepted but lost must not be
@@ -239,7 +236,7 @@ func TestDirectRefusedFallsBack(t *testing.T) {
 	}
 	// Misalign the staging buffer: every direct write from it is refused.
 	raw := make([]byte, directStage+directAlign+1)
-	off := directAlign - int(uintptrOf(&raw[0])%directAlign) + 1
+	off := directAlign - int(addr(raw)%directAlign) + 1
 	mis := raw[off : off+directStage : off+directStage]
 	copy(mis, (*w.st.cur)[:w.st.n])
 	w.st.cur = &mis // release will not pool it
