@@ -304,36 +304,52 @@ func (r *Registry) putScratch(ctx context.Context, p string, content []byte) err
 	return r.driver.PutContent(ctx, p, content)
 }
 
-// copyHashed copies body into w, hashing exactly the bytes that reached w
-// (h may be nil when the state was lost).
+// copyHashed copies body into w and reports how many bytes it read, all of
+// them hashed (h may be nil when the state was lost). Writers that
+// implement io.ReaderFrom (the filesystem's direct-I/O stage, an object
+// store's part buffer) have the body read straight into their buffer, where
+// it is hashed, so each byte is copied once; others get a pooled buffer.
+// A failed write leaves fewer bytes stored than hashed: callers compare
+// the writer's Size before trusting the hash for more than this request.
 func (r *Registry) copyHashed(w storage.FileWriter, h hash.Hash, body io.Reader, id string) (int64, error) {
-	bufp := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(bufp)
-	buf := *bufp
-	var written int64
-	var copyErr error
-	for {
-		n, rerr := body.Read(buf)
-		if n > 0 {
-			wn, werr := w.Write(buf[:n])
-			if h != nil {
-				h.Write(buf[:wn])
-			}
-			written += int64(wn)
-			if werr != nil {
-				copyErr = fmt.Errorf("write upload %s: %w", id, werr)
-				break
-			}
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			copyErr = newError(CodeBlobUploadInvalid, "reading request body: %v", rerr)
-			break
-		}
+	var buf []byte
+	if _, ok := w.(io.ReaderFrom); !ok {
+		bufp := copyBuffers.Get().(*[]byte)
+		defer copyBuffers.Put(bufp)
+		buf = *bufp
 	}
-	return written, copyErr
+	cr := &chunkReader{r: body, h: h}
+	_, err := io.CopyBuffer(w, cr, buf)
+	switch {
+	case cr.err != nil:
+		return cr.n, newError(CodeBlobUploadInvalid, "reading request body: %v", cr.err)
+	case err != nil:
+		return cr.n, fmt.Errorf("write upload %s: %w", id, err)
+	}
+	return cr.n, nil
+}
+
+// chunkReader hashes and counts a chunk's bytes as they are read, and keeps
+// the body's own failure apart from the writer's.
+type chunkReader struct {
+	r   io.Reader
+	h   hash.Hash
+	n   int64
+	err error // the body failed (other than io.EOF)
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		if c.h != nil {
+			c.h.Write(p[:n])
+		}
+		c.n += int64(n)
+	}
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	return n, err
 }
 
 // saveHashState stores the hash state after a chunk, under the upload's new

@@ -14,8 +14,8 @@ const benchObjectSize = 64 << 20
 
 // BenchmarkWriter streams a layer-sized object through a Writer and commits
 // it. "Write" is an upload arriving in 1 MiB chunks; "ReadFrom" copies from
-// another stored file, where the writer's io.ReaderFrom allows
-// copy_file_range.
+// another stored file through the writer's io.ReaderFrom, which reads
+// straight into its direct-I/O stage (how uploads arrive).
 func BenchmarkWriter(b *testing.B) {
 	d := newDriver(b)
 	ctx := context.Background()

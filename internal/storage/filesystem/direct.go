@@ -71,12 +71,9 @@ func newStager(f *os.File) *stager {
 	return &stager{f: f, cur: stagePool.Get().(*[]byte)}
 }
 
-// add stages as much of b as fits and reports how much that was.
-func (s *stager) add(b []byte) int {
-	k := copy((*s.cur)[s.n:], b)
-	s.n += k
-	return k
-}
+// free is the stage's unfilled space; the writer fills it and then counts
+// what it put there (fileWriter.staged).
+func (s *stager) free() []byte { return (*s.cur)[s.n:] }
 
 func (s *stager) full() bool { return s.n == len(*s.cur) }
 

@@ -3,10 +3,13 @@ package filesystem
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
+	"testing/iotest"
 
 	"github.com/berth-registry/berth/internal/storage/storagetest"
 )
@@ -248,4 +251,85 @@ func TestDirectRefusedFallsBack(t *testing.T) {
 		t.Fatal("a refused direct write did not move the writer to the page cache")
 	}
 	checkFile(t, d, "/refused/data", data)
+}
+
+// ReadFrom reads into the stage itself once the writer is past the
+// threshold. Whatever sizes the reads come in, the file is byte for byte
+// the stream; bytes read before the source fails are kept and counted; a
+// writer kept off direct I/O copies through the cache.
+func TestDirectReadFrom(t *testing.T) {
+	d, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := storagetest.RandomBytes(15, directThreshold+4*directStage+777)
+	errCut := errors.New("connection reset")
+	for _, tc := range []struct {
+		name     string
+		cut      int // the source fails after this many bytes (0: it does not)
+		noDirect bool
+	}{
+		{name: "whole"},
+		{name: "source-fails", cut: directThreshold + 2*directStage + 5},
+		{name: "no-direct-io", noDirect: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := "/" + tc.name + "/data"
+			w := openWriter(t, d, p, false)
+			w.noDirect = tc.noDirect
+			want := data
+			var src io.Reader = &oddReader{data: data, rng: rand.New(rand.NewPCG(16, 1))}
+			if tc.cut > 0 {
+				want = data[:tc.cut]
+				src = io.MultiReader(&oddReader{data: want, rng: rand.New(rand.NewPCG(17, 1))}, iotest.ErrReader(errCut))
+			}
+			var staged bool
+			n, err := w.ReadFrom(readHook{src, func() { staged = staged || w.st != nil }})
+			if tc.cut > 0 && !errors.Is(err, errCut) {
+				t.Fatalf("ReadFrom = %d, %v; want the source's error", n, err)
+			} else if tc.cut == 0 && err != nil {
+				t.Fatalf("ReadFrom = %d, %v", n, err)
+			}
+			if n != int64(len(want)) || w.Size() != int64(len(want)) {
+				t.Fatalf("ReadFrom = %d, Size %d; want %d", n, w.Size(), len(want))
+			}
+			if !staged && !tc.noDirect && w.noDirect {
+				t.Skipf("direct I/O refused under %s", d.root)
+			}
+			if staged == tc.noDirect {
+				t.Fatalf("staged = %v with noDirect = %v", staged, tc.noDirect)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			checkFile(t, d, p, want)
+		})
+	}
+}
+
+// oddReader hands out data in reads of random sizes, never filling p.
+type oddReader struct {
+	data []byte
+	rng  *rand.Rand
+}
+
+func (r *oddReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:1+r.rng.IntN(min(len(p), 1<<20))], r.data)
+	r.data = r.data[n:]
+	return n, nil
+}
+
+// readHook calls after on every read, to look at the writer mid-stream.
+type readHook struct {
+	r     io.Reader
+	after func()
+}
+
+func (h readHook) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	h.after()
+	return n, err
 }

@@ -203,9 +203,9 @@ func (d *Driver) Writer(ctx context.Context, p string, resume bool) (storage.Fil
 		return nil, err
 	}
 	full := d.fullPath(p)
-	// No O_APPEND: Go's File.ReadFrom refuses copy_file_range/splice on
-	// append-mode files. Seeking to the end gives the same result for the
-	// single writer an upload has.
+	// No O_APPEND: the writer seeks to the end once and then tracks its
+	// offset itself (direct writes need it aligned); an upload has a
+	// single writer at a time.
 	var f *os.File
 	var err error
 	if resume {
@@ -382,14 +382,9 @@ func (w *fileWriter) Write(b []byte) (int, error) {
 		var err error
 		switch {
 		case w.st != nil:
-			n = w.st.add(b)
-			w.size += int64(n)
-			// Direct writes skip the page cache, not the need to sync:
-			// the file's size and extents, and the device's write
-			// cache, still need the fsync.
-			w.dirty = true
-			if w.st.full() {
-				err = w.flushStage(false)
+			n = copy(w.st.free(), b)
+			if err = w.staged(n); err != nil {
+				return written + n, err
 			}
 		case !w.noDirect && w.size >= directThreshold && w.size%directAlign == 0:
 			if setDirect(w.f, true) != nil {
@@ -417,6 +412,22 @@ func (w *fileWriter) Write(b []byte) (int, error) {
 		}
 	}
 	return written, nil
+}
+
+// staged accounts for n bytes just put into the stage's free space, and
+// passes the stage on to be written once it is full.
+func (w *fileWriter) staged(n int) error {
+	w.st.n += n
+	w.size += int64(n)
+	// Direct writes skip the page cache, not the need to sync: the file's
+	// size and extents, and the device's write cache, still need the fsync.
+	w.dirty = w.dirty || n > 0
+	if w.st.full() {
+		if err := w.flushStage(false); err != nil {
+			return &storage.PathError{Op: "write", Path: w.path, Err: err}
+		}
+	}
+	return nil
 }
 
 // flushStage passes a full stage on to be written or, with final set,
@@ -462,23 +473,50 @@ func (w *fileWriter) dropStage() {
 	}
 }
 
-// ReadFrom lets io.Copy reach (*os.File).ReadFrom, which uses copy_file_range
-// from files and splice from sockets instead of copying through user space.
-// Copies that could go direct take the staged path instead.
+// ReadFrom reads r straight into the direct-I/O stage once the writer is
+// past directThreshold, so each byte of a large upload is copied once, from
+// the socket to the buffer the disk takes it from (and is hashed there by a
+// caller's reader). Until then, and on filesystems refusing direct I/O, it
+// reads into a pooled buffer of the same size and writes through the cache.
+// Bytes read count as accepted even when r then fails, as with Write.
 func (w *fileWriter) ReadFrom(r io.Reader) (int64, error) {
 	if w.err != nil {
 		return 0, &storage.PathError{Op: "write", Path: w.path, Err: w.err}
 	}
-	if w.st != nil || !w.noDirect {
-		return io.Copy(struct{ io.Writer }{w}, r)
+	var total int64
+	var copyBuf *[]byte
+	putBuf := func() {
+		if copyBuf != nil {
+			stagePool.Put(copyBuf)
+			copyBuf = nil
+		}
 	}
-	n, err := w.f.ReadFrom(r)
-	w.size += n
-	w.dirty = w.dirty || n > 0
-	if err != nil {
-		return n, &storage.PathError{Op: "write", Path: w.path, Err: err}
+	defer putBuf()
+	for {
+		var n int
+		var rerr, werr error
+		if w.st != nil {
+			putBuf()
+			n, rerr = r.Read(w.st.free())
+			werr = w.staged(n)
+		} else {
+			if copyBuf == nil {
+				copyBuf = stagePool.Get().(*[]byte)
+			}
+			n, rerr = r.Read(*copyBuf)
+			n, werr = w.Write((*copyBuf)[:n])
+		}
+		total += int64(n)
+		if werr != nil {
+			return total, werr
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
 	}
-	return n, nil
 }
 
 func (w *fileWriter) Size() int64 { return w.size }
