@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -153,32 +152,17 @@ func cmdPushLarge(args []string) error {
 	for r := range *repeat {
 		ls, ds := all[r**layers:(r+1)**layers], digests[r**layers:(r+1)**layers]
 		start := time.Now()
-		var wg sync.WaitGroup
-		errs := make([]error, *parallel)
 		phs := make([]phases, len(ls))
-		next := make(chan int)
-		for w := range *parallel {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range next {
-					ph, err := pushBlobTimed(conns[w], *repo, ls[i], ds[i], *mode)
-					phs[i] = ph
-					if err != nil && errs[w] == nil {
-						errs[w] = fmt.Errorf("layer %d: %w", i, err)
-					}
-				}
-			}()
-		}
-		for i := range ls {
-			next <- i
-		}
-		close(next)
-		wg.Wait()
-		for _, err := range errs {
+		err := fanOut(indices(len(ls)), *parallel, func(w, i int) error {
+			ph, err := pushBlobTimed(conns[w], *repo, ls[i], ds[i], *mode)
+			phs[i] = ph
 			if err != nil {
-				return err
+				return fmt.Errorf("layer %d: %w", i, err)
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		config := seed.ConfigJSON(ds[0], fmt.Sprintf("large-%d-%d", *seedN, r))
 		cd := digest.FromBytes(config)
@@ -266,44 +250,31 @@ func cmdPushSmall(args []string) error {
 			repo := fmt.Sprintf("%s-%d/img%04d", *prefix, r, i)
 			imgs[i] = smallImage{repo: repo, img: seed.NewImage(config, l, repo)}
 		}
-		next := make(chan int)
-		errs := make([]error, *workers)
-		var wg sync.WaitGroup
+		conns := make([]*conn, *workers)
+		for w := range conns {
+			conns[w] = newConn(host)
+		}
 		start := time.Now()
-		for w := range *workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c := newConn(host)
-				defer c.close()
-				for i := range next {
-					if errs[w] != nil {
-						continue
-					}
-					im := imgs[i]
-					err := pushBlob(c, im.repo, byteBody(im.img.Layer), im.img.LayerDigest, *mode)
-					if err == nil {
-						err = pushBlob(c, im.repo, byteBody(im.img.Config), im.img.ConfigDigest, *mode)
-					}
-					if err == nil {
-						err = pushManifest(c, im.repo, "latest", im.img.Manifest)
-					}
-					if err != nil {
-						errs[w] = fmt.Errorf("image %d: %w", i, err)
-					}
-				}
-			}()
-		}
-		for i := range imgs {
-			next <- i
-		}
-		close(next)
-		wg.Wait()
-		elapsed := time.Since(start)
-		for _, err := range errs {
-			if err != nil {
-				return err
+		err := fanOut(imgs, *workers, func(w int, im smallImage) error {
+			c := conns[w]
+			err := pushBlob(c, im.repo, byteBody(im.img.Layer), im.img.LayerDigest, *mode)
+			if err == nil {
+				err = pushBlob(c, im.repo, byteBody(im.img.Config), im.img.ConfigDigest, *mode)
 			}
+			if err == nil {
+				err = pushManifest(c, im.repo, "latest", im.img.Manifest)
+			}
+			if err != nil {
+				return fmt.Errorf("image %s: %w", im.repo, err)
+			}
+			return nil
+		})
+		elapsed := time.Since(start)
+		for _, c := range conns {
+			c.close()
+		}
+		if err != nil {
+			return err
 		}
 		rates = append(rates, float64(*images)/elapsed.Seconds())
 	}
@@ -358,35 +329,17 @@ func cmdPull(args []string) error {
 	}
 	var rates []float64
 	for range *repeat {
-		next := make(chan seed.Descriptor)
-		errs := make([]error, *conns)
-		var wg sync.WaitGroup
 		start := time.Now()
-		for w := range *conns {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for b := range next {
-					resp, err := cs[w].do(http.MethodGet, "/v2/"+repo+"/blobs/"+string(b.Digest), nil, nil, false)
-					if err == nil && (resp.Status != http.StatusOK || resp.Len != b.Size) {
-						err = fmt.Errorf("blob %s: status %d, %d of %d bytes", b.Digest, resp.Status, resp.Len, b.Size)
-					}
-					if err != nil && errs[w] == nil {
-						errs[w] = err
-					}
-				}
-			}()
-		}
-		for _, b := range blobs {
-			next <- b
-		}
-		close(next)
-		wg.Wait()
-		elapsed := time.Since(start)
-		for _, err := range errs {
-			if err != nil {
-				return err
+		err := fanOut(blobs, *conns, func(w int, b seed.Descriptor) error {
+			resp, err := cs[w].do(http.MethodGet, "/v2/"+repo+"/blobs/"+string(b.Digest), nil, nil, false)
+			if err == nil && (resp.Status != http.StatusOK || resp.Len != b.Size) {
+				err = fmt.Errorf("blob %s: status %d, %d of %d bytes", b.Digest, resp.Status, resp.Len, b.Size)
 			}
+			return err
+		})
+		elapsed := time.Since(start)
+		if err != nil {
+			return err
 		}
 		rates = append(rates, float64(total)/mib/elapsed.Seconds())
 	}

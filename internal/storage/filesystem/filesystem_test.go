@@ -183,31 +183,29 @@ func TestListSkipsForeignEntries(t *testing.T) {
 	}
 }
 
+// A resumed upload may land on another process sharing the root; sessions
+// end below, at and past the direct-I/O threshold, aligned or not.
 func TestWriterResumeAcrossDrivers(t *testing.T) {
-	// A resumed upload may land on another process sharing the root.
-	root := t.TempDir()
-	ctx := context.Background()
-	d1, _ := filesystem.New(root)
-	d2, _ := filesystem.New(root)
-	w, err := d1.Writer(ctx, "/u/data", false)
-	if err != nil {
-		t.Fatal(err)
+	const mib = 1 << 20
+	for i, sessions := range [][]int{
+		{6, 6},
+		{1000, 3 * mib, 1, 0, 2 * mib},
+		{2 * mib, 2 * mib, 4096, 5*mib + 3},
+		{9*mib + 7, 10, 4 * mib},
+	} {
+		t.Run(fmt.Sprint(sessions), func(t *testing.T) {
+			root := t.TempDir()
+			d1, err := filesystem.New(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d2, err := filesystem.New(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			storagetest.ResumeAcrossInstances(t, d1, d2, sessions, mib, uint64(i))
+		})
 	}
-	w.Write([]byte("first "))
-	w.Close()
-	w, err = d2.Writer(ctx, "/u/data", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w.Size() != 6 {
-		t.Fatalf("Size = %d, want 6", w.Size())
-	}
-	w.Write([]byte("second"))
-	if err := w.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	assertFile(t, root, "/u/data", "first second")
 }
 
 func assertFile(t *testing.T, root, p, want string) {

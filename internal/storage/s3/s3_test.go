@@ -81,50 +81,7 @@ func TestResumeAcrossInstances(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			drivers := []*Driver{d1, d2}
-			ctx := context.Background()
-			const p = "/docker/registry/v2/repositories/r/_uploads/u/data"
-			var want []byte
-			for j, n := range tc.sessions {
-				d := drivers[j%2]
-				w, err := d.Writer(ctx, p, j > 0)
-				if err != nil {
-					t.Fatalf("session %d: Writer: %v", j, err)
-				}
-				if w.Size() != int64(len(want)) {
-					t.Fatalf("session %d: Size = %d, want %d", j, w.Size(), len(want))
-				}
-				chunk := storagetest.RandomBytes(uint64(i*100+j), n)
-				// 1 MiB writes, as the content layer does.
-				for rest := chunk; len(rest) > 0; {
-					k := min(len(rest), mib)
-					if _, err := w.Write(rest[:k]); err != nil {
-						t.Fatalf("session %d: Write: %v", j, err)
-					}
-					rest = rest[k:]
-				}
-				want = append(want, chunk...)
-				if w.Size() != int64(len(want)) {
-					t.Fatalf("session %d: Size = %d after writing, want %d", j, w.Size(), len(want))
-				}
-				last := j == len(tc.sessions)-1
-				if last {
-					if err := w.Commit(ctx); err != nil {
-						t.Fatalf("Commit: %v", err)
-					}
-				}
-				if err := w.Close(); err != nil {
-					t.Fatalf("session %d: Close: %v", j, err)
-				}
-				info, err := drivers[(j+1)%2].Stat(ctx, p)
-				if err != nil || info.Size != int64(len(want)) {
-					t.Fatalf("session %d: Stat from the other driver = %+v, %v; want size %d", j, info, err, len(want))
-				}
-			}
-			got := storagetest.MustGet(t, d2, p)
-			if !bytes.Equal(got, want) {
-				t.Fatalf("content differs: %d bytes, want %d", len(got), len(want))
-			}
+			storagetest.ResumeAcrossInstances(t, d1, d2, tc.sessions, mib, uint64(i))
 			assertNoUploads(t, s, bucket)
 		})
 	}

@@ -378,44 +378,8 @@ func TestResumeAcrossInstances(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			drivers := []*Driver{d1, d2}
+			storagetest.ResumeAcrossInstances(t, d1, d2, tc.sessions, 256<<10, uint64(i))
 			ctx := context.Background()
-			const path = "/docker/registry/v2/repositories/r/_uploads/u/data"
-			var want []byte
-			for j, n := range tc.sessions {
-				d := drivers[j%2]
-				w, err := d.Writer(ctx, path, j > 0)
-				if err != nil {
-					t.Fatalf("session %d: Writer: %v", j, err)
-				}
-				if w.Size() != int64(len(want)) {
-					t.Fatalf("session %d: Size = %d, want %d", j, w.Size(), len(want))
-				}
-				chunk := storagetest.RandomBytes(uint64(i*100+j), n)
-				for rest := chunk; len(rest) > 0; {
-					k := min(len(rest), 256<<10)
-					if _, err := w.Write(rest[:k]); err != nil {
-						t.Fatalf("session %d: Write: %v", j, err)
-					}
-					rest = rest[k:]
-				}
-				want = append(want, chunk...)
-				if j == len(tc.sessions)-1 {
-					if err := w.Commit(ctx); err != nil {
-						t.Fatalf("Commit: %v", err)
-					}
-				}
-				if err := w.Close(); err != nil {
-					t.Fatalf("session %d: Close: %v", j, err)
-				}
-				info, err := drivers[(j+1)%2].Stat(ctx, path)
-				if err != nil || info.Size != int64(len(want)) {
-					t.Fatalf("session %d: Stat from the other driver = %+v, %v; want size %d", j, info, err, len(want))
-				}
-			}
-			if got := storagetest.MustGet(t, d2, path); !bytes.Equal(got, want) {
-				t.Fatalf("content differs: %d bytes, want %d", len(got), len(want))
-			}
 			assertNoOrphanSegments(t, s, p.Container, "root/segments/")
 			if err := d1.Delete(ctx, "/docker"); err != nil {
 				t.Fatal(err)
