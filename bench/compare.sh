@@ -237,9 +237,9 @@ run_registry() {
 
 	# The push root stays until the end of the run (about 2 GiB a round):
 	# deleting it here would make the next registry's pushes pay for it.
-	# On ext4 without a journal, inode allocation skips every inode freed
-	# in the last 1-5 minutes, so thousands of fresh deletes slow the
-	# small-image pushes that follow by up to 3x.
+	# On ext4 without a journal, inode allocation skips (and checks again,
+	# every time) each inode freed in the last one to five minutes, so
+	# thousands of fresh deletes slow the small-image pushes that follow.
 }
 
 for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
