@@ -27,6 +27,10 @@
 # are noisy; the load average before and after is recorded with the results.
 set -euo pipefail
 
+# The braces make bash read the whole script before running any of it: a
+# run takes half an hour, and bash otherwise reads a script as it goes, so
+# editing the file meanwhile would change what the run does.
+{
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO_ROOT="$(pwd)"
 export PATH="/usr/local/go/bin:$PATH"
@@ -276,3 +280,5 @@ echo "written: $OUT/latest.json $OUT/latest.md $OUT/ratios.svg" >&2
 if [[ $OUT == "$WORK"/* ]] && ((!KEEP)); then
 	echo "(inside the work directory, which is removed now: use --keep or --out DIR to keep them)" >&2
 fi
+exit
+}
