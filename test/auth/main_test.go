@@ -31,6 +31,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/berth-registry/berth/internal/auth/htpasswd"
+	"github.com/berth-registry/berth/internal/testenv"
 	"github.com/berth-registry/berth/test/harness"
 )
 
@@ -38,47 +39,9 @@ const cmdTimeout = 3 * time.Minute
 
 func TestMain(m *testing.M) { os.Exit(harness.Main(m)) }
 
-func inCI() bool {
-	v := strings.ToLower(os.Getenv("CI"))
-	return v != "" && v != "0" && v != "false"
-}
-
-func missing(t *testing.T, msg string) {
-	t.Helper()
-	if inCI() {
-		t.Fatalf("%s (CI is set, so this is a failure, not a skip)", msg)
-	}
-	t.Skip(msg)
-}
-
 func requireTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		missing(t, name+" not found on PATH: install it with test/e2e/install-tools.sh")
-	}
-	return p
-}
-
-var (
-	dockerOnce sync.Once
-	dockerErr  error
-)
-
-func requireDocker(t *testing.T) {
-	t.Helper()
-	requireTool(t, "docker")
-	dockerOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, "docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput()
-		if err != nil {
-			dockerErr = fmt.Errorf("dockerd does not answer (`docker info`: %v: %s); start it with test/e2e/install-tools.sh", err, strings.TrimSpace(string(out)))
-		}
-	})
-	if dockerErr != nil {
-		missing(t, dockerErr.Error())
-	}
+	return testenv.Tool(t, name, "install it with test/e2e/install-tools.sh")
 }
 
 // --- running tools ----------------------------------------------------------
@@ -160,7 +123,7 @@ type dockerClient struct {
 
 func newDocker(t *testing.T) *dockerClient {
 	t.Helper()
-	requireDocker(t)
+	harness.RequireDocker(t)
 	cfg := t.TempDir()
 	d := &dockerClient{runner: runner{t: t, env: []string{"DOCKER_CONFIG=" + cfg}}, config: cfg}
 	t.Cleanup(func() {

@@ -85,7 +85,7 @@ type dockerClient struct {
 
 func newDocker(t *testing.T) *dockerClient {
 	t.Helper()
-	requireDocker(t)
+	harness.RequireDocker(t)
 	cfg := t.TempDir()
 	d := &dockerClient{runner: runner{t: t, env: []string{"DOCKER_CONFIG=" + cfg, "DOCKER_BUILDKIT=0"}}}
 	t.Cleanup(func() {

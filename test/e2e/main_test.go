@@ -31,6 +31,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-registry/berth/internal/testenv"
 	"github.com/berth-registry/berth/test/harness"
 )
 
@@ -54,51 +55,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func inCI() bool {
-	v := strings.ToLower(os.Getenv("CI"))
-	return v != "" && v != "0" && v != "false"
-}
-
-// requireTool returns the path of a client the test needs. Locally a missing
-// tool skips the test with its name; under CI (CI=true) it is a failure.
+// requireTool returns the path of a client the test needs (testenv: a skip
+// locally, a failure under CI).
 func requireTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	msg := fmt.Sprintf("%s not found on PATH: install the e2e tools with test/e2e/install-tools.sh", name)
-	if inCI() {
-		t.Fatalf("%s (CI is set, so a missing tool is a failure, not a skip)", msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-var (
-	dockerOnce sync.Once
-	dockerErr  error
-)
-
-// requireDocker is requireTool for docker plus a running dockerd.
-func requireDocker(t *testing.T) {
-	t.Helper()
-	requireTool(t, "docker")
-	dockerOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, "docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput()
-		if err != nil {
-			dockerErr = fmt.Errorf("dockerd does not answer (`docker info`: %v: %s); start it with test/e2e/install-tools.sh or `dockerd --iptables=false --bridge=none &`",
-				err, strings.TrimSpace(string(out)))
-		}
-	})
-	if dockerErr != nil {
-		if inCI() {
-			t.Fatalf("%v (CI is set, so this is a failure, not a skip)", dockerErr)
-		}
-		t.Skip(dockerErr.Error())
-	}
+	return testenv.Tool(t, name, "install the e2e tools with test/e2e/install-tools.sh")
 }
 
 // --- generated data ---------------------------------------------------------

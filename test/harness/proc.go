@@ -1,15 +1,19 @@
 package harness
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-registry/berth/internal/testenv"
 )
 
 // Proc is a server other than berth that a test started (nginx, an S3
@@ -120,4 +124,28 @@ func Clip(s string) string {
 		return "..." + s[len(s)-max:]
 	}
 	return s
+}
+
+var (
+	dockerOnce sync.Once
+	dockerErr  error
+)
+
+// RequireDocker returns unless the docker client is installed and a
+// dockerd answers it; otherwise the test is testenv.Missing.
+func RequireDocker(t testing.TB) {
+	t.Helper()
+	testenv.Tool(t, "docker", "install it with test/e2e/install-tools.sh")
+	dockerOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput()
+		if err != nil {
+			dockerErr = fmt.Errorf("dockerd does not answer (`docker info`: %v: %s); start it with test/e2e/install-tools.sh or `dockerd --iptables=false --bridge=none &`",
+				err, strings.TrimSpace(string(out)))
+		}
+	})
+	if dockerErr != nil {
+		testenv.Missing(t, dockerErr.Error())
+	}
 }

@@ -34,6 +34,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/berth-registry/berth/test/harness"
 )
 
 const ociManifest = "application/vnd.oci.image.manifest.v1+json"
@@ -56,25 +58,8 @@ func mustDocker(t *testing.T, args ...string) string {
 	return out
 }
 
-func requireDocker(t *testing.T) {
-	t.Helper()
-	_, lookErr := exec.LookPath("docker")
-	var out string
-	var err error = lookErr
-	if lookErr == nil {
-		out, err = docker(t, 30*time.Second, "info", "--format", "{{.ServerVersion}}")
-	}
-	if err == nil {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("no Docker engine (CI=true, so this fails instead of skipping): %v %s", err, out)
-	}
-	t.Skipf("no Docker engine: %v %s", err, out)
-}
-
 func TestImage(t *testing.T) {
-	requireDocker(t)
+	harness.RequireDocker(t)
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)

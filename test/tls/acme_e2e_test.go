@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-registry/berth/test/harness"
 )
 
 const acmeHost = "registry.berth.test"
@@ -34,7 +36,7 @@ func acmeConfig(dir, addr string, p *pebble, redirect string) string {
 func servedSerial(t *testing.T, addr string, p *pebble, not string) string {
 	t.Helper()
 	var serial string
-	waitFor(t, 2*time.Minute, "a certificate from pebble", func() (bool, string) {
+	harness.WaitFor(t, 2*time.Minute, "a certificate from pebble", func() (bool, string) {
 		s, err := peerSerial(addr, &tls.Config{RootCAs: p.Roots, ServerName: acmeHost})
 		if err != nil {
 			return false, err.Error()
@@ -87,13 +89,13 @@ func TestACMETLSALPN01(t *testing.T) {
 	}
 
 	// Stored in the cache file (a client may get it a moment before).
-	waitFor(t, time.Minute, "the certificate in the cache file", func() (bool, string) {
+	harness.WaitFor(t, time.Minute, "the certificate in the cache file", func() (bool, string) {
 		return strings.Contains(b.Log(), "ACME: new certificate stored"), ""
 	})
 	mark := len(b.Log())
 	b.Restart()
 	// The certificate comes from the cache file: same serial, no order.
-	waitFor(t, time.Minute, "berth to load its certificate after the restart", func() (bool, string) {
+	harness.WaitFor(t, time.Minute, "berth to load its certificate after the restart", func() (bool, string) {
 		return strings.Contains(b.Log()[mark:], "ACME: certificate ready"), ""
 	})
 	if got := servedSerial(t, addr, p, ""); got != serial {

@@ -83,7 +83,7 @@ func TestDockerClientCertificate(t *testing.T) {
 		t.Fatalf("push without a client certificate succeeded:\n%s", out)
 	}
 	t.Logf("push without a client certificate failed as it should:\n%s", out)
-	waitFor(t, 10*time.Second, "berth to log the refused handshake", func() (bool, string) {
+	harness.WaitFor(t, 10*time.Second, "berth to log the refused handshake", func() (bool, string) {
 		return strings.Contains(b.Log(), "client didn't provide a certificate"), ""
 	})
 

@@ -33,31 +33,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-registry/berth/internal/testenv"
 	testca "github.com/berth-registry/berth/internal/tlsconf/tlstest"
 	"github.com/berth-registry/berth/test/harness"
 )
 
 func TestMain(m *testing.M) { os.Exit(harness.Main(m)) }
 
-func inCI() bool {
-	v := strings.ToLower(os.Getenv("CI"))
-	return v != "" && v != "0" && v != "false"
-}
-
-// requireTool returns the path of a program the test needs. Locally a
-// missing one skips the test; under CI it fails it.
+// requireTool returns the path of a program the test needs (testenv: a
+// skip locally, a failure under CI).
 func requireTool(t *testing.T, name, install string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	msg := fmt.Sprintf("%s not found on PATH (install: %s, or run `.ci/run tls`)", name, install)
-	if inCI() {
-		t.Fatalf("%s; CI is set, so a missing tool is a failure, not a skip", msg)
-	}
-	t.Skip(msg)
-	return ""
+	return testenv.Tool(t, name, "install: "+install+", or run `.ci/run tls`")
 }
 
 // --- certificates -------------------------------------------------------------
@@ -275,23 +262,4 @@ func freeAddr(t *testing.T, host string) string {
 func portOf(addr string) string {
 	_, p, _ := net.SplitHostPort(addr)
 	return p
-}
-
-// waitFor polls cond every 100ms until it holds, failing the test with
-// what and cond's last message once timeout has passed.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %s", timeout, what, msg)
-		}
-		<-tick.C
-	}
 }

@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -117,16 +116,7 @@ type dockerCLI struct {
 
 func requireDocker(t *testing.T) *dockerCLI {
 	t.Helper()
-	requireTool(t, "docker", "apt-get install docker.io")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("dockerd does not answer (`docker info`: %v: %s); start it: dockerd --iptables=false --bridge=none &", err, bytes.TrimSpace(out))
-		if inCI() {
-			t.Fatal(msg + " (CI is set, so this is a failure)")
-		}
-		t.Skip(msg)
-	}
+	harness.RequireDocker(t)
 	return &dockerCLI{t: t, env: append(os.Environ(), "DOCKER_CONFIG="+t.TempDir())}
 }
 

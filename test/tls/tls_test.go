@@ -10,6 +10,7 @@ import (
 	"time"
 
 	testca "github.com/berth-registry/berth/internal/tlsconf/tlstest"
+	"github.com/berth-registry/berth/test/harness"
 )
 
 // filesSetup writes a CA and a server certificate for registry.test and
@@ -105,7 +106,7 @@ func TestCertificateFiles(t *testing.T) {
 	serial2 := sn2.String()
 	testca.ReplaceFile(t, keyFile, kp2)
 	testca.ReplaceFile(t, certFile, cp2)
-	waitFor(t, 15*time.Second, "the new certificate", func() (bool, string) {
+	harness.WaitFor(t, 15*time.Second, "the new certificate", func() (bool, string) {
 		got, err := peerSerial(addr, conf)
 		return got == serial2, got + " " + errString(err)
 	})
@@ -116,7 +117,7 @@ func TestCertificateFiles(t *testing.T) {
 	// one and is logged.
 	_, kp3, _ := c.Issue(t, testca.Leaf{CN: "registry.test", Names: []string{"registry.test"}})
 	testca.ReplaceFile(t, keyFile, kp3)
-	waitFor(t, 15*time.Second, "the broken files to be reported", func() (bool, string) {
+	harness.WaitFor(t, 15*time.Second, "the broken files to be reported", func() (bool, string) {
 		peerSerial(addr, conf) // files are checked on handshakes
 		return strings.Contains(b.Log(), "cannot be used; still serving the previous certificate"), ""
 	})
@@ -199,7 +200,7 @@ func TestClientCertificates(t *testing.T) {
 		t.Error("a request with a client certificate from another CA was served")
 	}
 	// Both were refused in the handshake, for the right reason.
-	waitFor(t, 10*time.Second, "berth to log both refusals", func() (bool, string) {
+	harness.WaitFor(t, 10*time.Second, "berth to log both refusals", func() (bool, string) {
 		l := b.Log()
 		return strings.Contains(l, "client didn't provide a certificate") &&
 			strings.Contains(l, "failed to verify certificate: x509: certificate signed by unknown authority"), ""
