@@ -306,8 +306,8 @@ func (r *Registry) putScratch(ctx context.Context, p string, content []byte) err
 
 // copyHashed copies body into w and reports how many bytes it read, all of
 // them hashed (h may be nil when the state was lost). Writers that
-// implement io.ReaderFrom (the filesystem's direct-I/O stage, an object
-// store's part buffer) have the body read straight into their buffer, where
+// implement io.ReaderFrom (the filesystem's direct-I/O stage, an S3 part,
+// a Swift segment) have the body read straight into their buffer, where
 // it is hashed, so each byte is copied once; others get a pooled buffer.
 // A failed write leaves fewer bytes stored than hashed: callers compare
 // the writer's Size before trusting the hash for more than this request.

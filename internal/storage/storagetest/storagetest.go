@@ -29,6 +29,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/iotest"
 
 	"github.com/berth-registry/berth/internal/storage"
 )
@@ -48,6 +49,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 		{"ReaderMissing", testReaderMissing},
 		{"WriterStream", testWriterStream},
 		{"WriterReadFrom", testWriterReadFrom},
+		{"WriterReadFromFailingSource", testWriterReadFromFailingSource},
 		{"WriterResume", testWriterResume},
 		{"WriterRestartDiscards", testWriterRestartDiscards},
 		{"WriterResumeMissing", testWriterResumeMissing},
@@ -368,6 +370,34 @@ func testWriterReadFrom(t *testing.T, d storage.Driver) {
 	}
 	if got := MustGet(t, d, "/rf/dst"); !bytes.Equal(got, want) {
 		t.Fatalf("content differs: got %d bytes, want %d", len(got), len(want))
+	}
+}
+
+// testWriterReadFromFailingSource cuts the source off midway, as a client
+// that disconnects during a chunk: io.Copy reports the source's error, and
+// every byte read before it is kept (the content layer resumes the upload
+// from Size).
+func testWriterReadFromFailingSource(t *testing.T, d storage.Driver) {
+	ctx := context.Background()
+	content := RandomBytes(9, 3<<20+7)
+	errCut := errors.New("connection reset")
+	w, err := d.Writer(ctx, "/rf/cut", false)
+	if err != nil {
+		t.Fatalf("Writer: %v", err)
+	}
+	defer w.Close()
+	n, err := io.Copy(w, io.MultiReader(bytes.NewReader(content), iotest.ErrReader(errCut)))
+	if !errors.Is(err, errCut) || n != int64(len(content)) {
+		t.Fatalf("io.Copy = %d, %v; want %d and the source's error", n, err, len(content))
+	}
+	if w.Size() != int64(len(content)) {
+		t.Fatalf("Size = %d, want %d", w.Size(), len(content))
+	}
+	if err := w.Commit(ctx); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	if got := MustGet(t, d, "/rf/cut"); !bytes.Equal(got, content) {
+		t.Fatalf("content differs: got %d bytes, want %d", len(got), len(content))
 	}
 }
 

@@ -146,7 +146,10 @@ type writer struct {
 	ended  error // errClosed, errCommitted or errCancelled once ended
 }
 
-var _ storage.FileWriter = (*writer)(nil)
+var (
+	_ storage.FileWriter = (*writer)(nil)
+	_ io.ReaderFrom      = (*writer)(nil)
+)
 
 func (w *writer) Write(b []byte) (int, error) {
 	if err := w.usable("write"); err != nil {
@@ -176,6 +179,56 @@ func (w *writer) Write(b []byte) (int, error) {
 	w.size += int64(n)
 	w.wrote = true
 	return n, nil
+}
+
+// ReadFrom reads straight into the segment buffer, saving io.Copy's copy.
+// As with Write, a full buffer becomes a segment only once more bytes come
+// (a session that ends on a segment boundary keeps its last buffer for
+// store): the next buffer is read first, after the upload in flight is
+// done, so the writer still holds at most two buffers.
+func (w *writer) ReadFrom(r io.Reader) (int64, error) {
+	if err := w.usable("write"); err != nil {
+		return 0, err
+	}
+	if err := w.prepare(); err != nil {
+		return 0, w.fail("write", err)
+	}
+	var total int64
+	for {
+		var n int
+		var rerr error
+		if w.buf != nil && len(w.buf) == cap(w.buf) {
+			if err := w.wait(); err != nil {
+				return total, w.fail("write", err)
+			}
+			next := w.d.bufs.Get()
+			n, rerr = r.Read(next[:cap(next)])
+			if n == 0 {
+				w.d.bufs.Put(next)
+			} else if err := w.flush(); err != nil {
+				w.d.bufs.Put(next)
+				return total, w.fail("write", err)
+			} else {
+				w.buf = next[:n]
+			}
+		} else {
+			if w.buf == nil {
+				w.buf = w.d.bufs.Get()
+			}
+			n, rerr = r.Read(w.buf[len(w.buf):cap(w.buf)])
+			w.buf = w.buf[:len(w.buf)+n]
+		}
+		total += int64(n)
+		w.size += int64(n)
+		w.wrote = w.wrote || n > 0
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			// What was read is kept, as with a short Write.
+			return total, &storage.PathError{Op: "write", Path: w.path, Err: rerr}
+		}
+	}
 }
 
 // Size implements storage.FileWriter. After a failure it is the size the
