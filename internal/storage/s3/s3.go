@@ -698,18 +698,12 @@ func (d *Driver) copyObject(ctx context.Context, src, dst string, info minio.Obj
 	}
 	ranges := copyRanges(info.Size, d.params.MultipartCopyChunkSize)
 	parts := make([]minio.CompletePart, len(ranges))
-	errs := make([]error, len(ranges))
-	sem := make(chan struct{}, d.params.MultipartCopyMaxConcurrency)
-	var wg sync.WaitGroup
-	for i, r := range ranges {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			parts[i], errs[i] = d.copyPart(ctx, src, dst, uploadID, i+1, r, info.ETag)
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err = objstore.Parallel(len(ranges), d.params.MultipartCopyMaxConcurrency, func(i int) error {
+		var err error
+		parts[i], err = d.copyPart(ctx, src, dst, uploadID, i+1, ranges[i], info.ETag)
+		return err
+	})
+	if err != nil {
 		d.abort(dst, uploadID)
 		return err
 	}

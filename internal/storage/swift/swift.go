@@ -968,19 +968,12 @@ func (d *Driver) Delete(ctx context.Context, p string) error {
 // X-Object-Manifest values of the DLO manifests among them.
 func (d *Driver) manifestsOf(ctx context.Context, names []string) ([]string, error) {
 	out := make([]string, len(names))
-	errs := make([]error, len(names))
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	for i, n := range names {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			obj, _, err := d.head(ctx, n)
-			out[i], errs[i] = obj.manifest, err
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err := objstore.Parallel(len(names), 8, func(i int) error {
+		obj, _, err := d.head(ctx, names[i])
+		out[i] = obj.manifest
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	return slices.DeleteFunc(out, func(s string) bool { return s == "" }), nil
@@ -1061,20 +1054,12 @@ func (d *Driver) deleteNames(ctx context.Context, container string, names []stri
 }
 
 func (d *Driver) deleteEach(ctx context.Context, container string, names []string) error {
-	errs := make([]error, len(names))
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	for i, n := range names {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := d.conn.ObjectDelete(ctx, container, n); err != nil && !errors.Is(err, swift.ObjectNotFound) {
-				errs[i] = fmt.Errorf("%s: %w", n, err)
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return objstore.Parallel(len(names), 8, func(i int) error {
+		if err := d.conn.ObjectDelete(ctx, container, names[i]); err != nil && !errors.Is(err, swift.ObjectNotFound) {
+			return fmt.Errorf("%s: %w", names[i], err)
+		}
+		return nil
+	})
 }
 
 func isNotFound(err error) bool {
