@@ -150,8 +150,10 @@ write_config() {
 
 server_bin() { [[ $1 == berth ]] && echo "$BIN/berth" || command -v docker-registry; }
 
-# start_server NAME ROOT LABEL: start in the background, record the time from
-# exec to /v2/ answering 200 under LABEL; sets PID, URL, PORT.
+# start_server NAME ROOT LABEL [READY-FLAGS]: start in the background, record
+# the time from exec to /v2/ answering 200 under LABEL (with -catalog, also
+# to the first catalog answer: berth builds its index in the background and
+# lists once it is built); sets PID, URL, PORT.
 start_server() {
 	local name=$1 root=$2 label=$3 start
 	PORT="$("$LG" port)"
@@ -160,7 +162,7 @@ start_server() {
 	start="$(date +%s%N)"
 	"$(server_bin "$name")" serve "$WORK/$name.yml" >>"$WORK/$name.log" 2>&1 &
 	PID=$!
-	"$LG" ready -url "$URL" -start-ns "$start" -pid "$PID" -label "$label" -registry "$name" -out "$RESULTS" >/dev/null
+	"$LG" ready -url "$URL" -start-ns "$start" -pid "$PID" -label "$label" -registry "$name" -out "$RESULTS" "${@:4}" >/dev/null
 }
 
 stop_server() {
@@ -230,7 +232,7 @@ run_registry() {
 
 	log "$NAME: seeded tree"
 	rm -rf "$SEEDED/berth" # berth's index: every round measures building it
-	start_server "$NAME" "$SEEDED" first-start
+	start_server "$NAME" "$SEEDED" first-start -catalog
 	lg catalog -url "$URL" -n "$LIST_N" -count "$LIST_COUNT" -page "$PAGE" -expect "$EXPECT_CATALOG"
 	lg tags -url "$URL" -repo seed/tags -n 0 -count "$LIST_COUNT" -page "$PAGE" -expect "$SEED_TAGS"
 	lg rss -label rss-seeded -pid "$PID"

@@ -69,6 +69,7 @@ func cmdReady(args []string) error {
 	startNS := fs.Int64("start-ns", 0, "when the server was started, in Unix nanoseconds (date +%s%N); default: now")
 	pid := fs.Int("pid", 0, "fail as soon as this process is gone")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
+	catalog := fs.Bool("catalog", false, "then also time the first catalog answer (berth answers it once its index is built)")
 	fs.Parse(args)
 	host, err := hostOf(*rawURL)
 	if err != nil {
@@ -82,8 +83,23 @@ func cmdReady(args []string) error {
 		return err
 	}
 	d := time.Since(start)
-	return c.emit("ready", map[string]any{"seconds": round3(d.Seconds())},
-		fmt.Sprintf("/v2/ answered 200 after %.3f s", d.Seconds()))
+	values := map[string]any{"seconds": round3(d.Seconds())}
+	text := fmt.Sprintf("/v2/ answered 200 after %.3f s", d.Seconds())
+	if *catalog {
+		cn := newConn(host)
+		defer cn.close()
+		resp, err := cn.do(http.MethodGet, "/v2/_catalog?n=1", nil, nil, true)
+		if err != nil {
+			return fmt.Errorf("catalog: %w", err)
+		}
+		if err := expect(resp, http.StatusOK); err != nil {
+			return fmt.Errorf("catalog: %w", err)
+		}
+		dc := time.Since(start)
+		values["catalog_seconds"] = round3(dc.Seconds())
+		text += fmt.Sprintf(", the catalog after %.3f s", dc.Seconds())
+	}
+	return c.emit("ready", values, text)
 }
 
 func cmdStartup(args []string) error {

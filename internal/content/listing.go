@@ -23,6 +23,9 @@ func (r *Registry) Tags(ctx context.Context, repo, last string, n int) (tags []s
 	if err := ValidateName(repo); err != nil {
 		return nil, false, err
 	}
+	if err := r.waitIndex(ctx); err != nil {
+		return nil, false, err
+	}
 	ok, err := r.index.HasRepository(ctx, repo)
 	if err != nil {
 		return nil, false, err
@@ -48,6 +51,9 @@ func (r *Registry) Tags(ctx context.Context, repo, last string, n int) (tags []s
 // Repositories lists repository names in lexical order after last, at most
 // n (n < 0: the server's maximum page).
 func (r *Registry) Repositories(ctx context.Context, last string, n int) (repos []string, more bool, err error) {
+	if err := r.waitIndex(ctx); err != nil {
+		return nil, false, err
+	}
 	n = clampPage(n)
 	repos, err = r.index.Repositories(ctx, last, n+1)
 	if err != nil {
@@ -73,6 +79,9 @@ type Referrer struct {
 // not an error.
 func (r *Registry) Referrers(ctx context.Context, repo string, d digest.Digest, artifactType string) ([]Referrer, error) {
 	if err := ValidateName(repo); err != nil {
+		return nil, err
+	}
+	if err := r.waitIndex(ctx); err != nil {
 		return nil, err
 	}
 	recs, err := r.index.Referrers(ctx, repo, d)

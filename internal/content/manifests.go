@@ -205,6 +205,9 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 	if err := r.checkWritable(); err != nil {
 		return Manifest{}, err
 	}
+	if err := r.waitIndex(ctx); err != nil {
+		return Manifest{}, err
+	}
 	if err := ValidateName(repo); err != nil {
 		return Manifest{}, err
 	}
@@ -358,6 +361,9 @@ func (r *Registry) resolve(ctx context.Context, repo, ref string) (ManifestRecor
 			// No manifest can live under a name that cannot be a tag.
 			return ManifestRecord{}, newError(CodeManifestUnknown, "manifest %q not found in repository %s", truncate(ref), repo)
 		}
+		if r.indexBuilding() {
+			return r.resolveFromStorage(ctx, repo, ref)
+		}
 		var ok bool
 		var err error
 		if d, ok, err = r.index.Tag(ctx, repo, ref); err != nil {
@@ -371,6 +377,9 @@ func (r *Registry) resolve(ctx context.Context, repo, ref string) (ManifestRecor
 		if rec, ok := r.records.get(recordKey{repo, d}); ok {
 			return rec, nil
 		}
+	}
+	if r.indexBuilding() {
+		return r.resolveFromStorage(ctx, repo, ref)
 	}
 	rec, ok, err := r.index.Manifest(ctx, repo, d)
 	if err != nil {
@@ -412,9 +421,11 @@ func (r *Registry) resolveFromStorage(ctx context.Context, repo, ref string) (Ma
 	if !ok {
 		return ManifestRecord{}, unknown
 	}
-	if r.opts.ReadOnly {
+	if r.opts.ReadOnly || r.indexBuilding() {
 		// A read-only instance never writes, not even to the index: with
-		// a shared index, the writable instances own it.
+		// a shared index, the writable instances own it. Nor does anyone
+		// while the index is being built: the build's Replace would race
+		// the write.
 		return rec, nil
 	}
 	if err := r.index.PutManifest(ctx, repo, rec); err != nil {
@@ -465,6 +476,9 @@ func (r *Registry) GetManifest(ctx context.Context, repo, ref string) (Manifest,
 // every tag that points at it (ref is a digest).
 func (r *Registry) DeleteManifest(ctx context.Context, repo, ref string) error {
 	if err := r.checkDeletable(); err != nil {
+		return err
+	}
+	if err := r.waitIndex(ctx); err != nil {
 		return err
 	}
 	rec, err := r.resolve(ctx, repo, ref)

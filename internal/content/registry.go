@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
 
@@ -52,6 +54,9 @@ type Registry struct {
 	tagLocks    keyLock
 	bodies      *bodyCache
 	records     *recordCache
+
+	build   atomic.Pointer[indexBuild] // the background rebuild, if one was started
+	waitLog sync.Once                  // the first request to wait for it says so, once
 }
 
 // logger is the logger of the request ctx belongs to (carrying its

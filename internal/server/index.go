@@ -61,9 +61,13 @@ func openIndex(ctx context.Context, opts Options, readOnly bool, log *slog.Logge
 	return idx, tempDir, nil
 }
 
-// prepareIndex makes the index match storage before serving.
+// prepareIndex makes the index match storage, or starts making it match.
 //
-// The embedded index is rebuilt when it is new or was not closed cleanly.
+// The embedded index is rebuilt when it is new or was not closed cleanly:
+// before serving if storage is empty (nothing to read), else in the
+// background (content.Registry.StartRebuild: pulls are served from storage
+// meanwhile, and what needs the index waits for it); the build is then
+// returned, to be watched and stopped by the server.
 //
 // The PostgreSQL index is shared, so no one instance's shutdown says
 // anything about it. A writable instance builds it once, when it has never
@@ -71,7 +75,7 @@ func openIndex(ctx context.Context, opts Options, readOnly bool, log *slog.Logge
 // bucket): instances starting together take turns, and one builds. It then
 // repairs tag changes some instance left unfinished (content.TagLocker). A
 // read-only instance never writes to it: no build, no repair.
-func prepareIndex(ctx context.Context, idx closableIndex, reg *content.Registry, opts Options, log *slog.Logger) error {
+func prepareIndex(ctx context.Context, idx closableIndex, reg *content.Registry, opts Options, log *slog.Logger) (*indexBuild, error) {
 	rebuild := func(ctx context.Context, what string) error {
 		start := time.Now()
 		log.Info("building index from storage", "index", what)
@@ -84,34 +88,81 @@ func prepareIndex(ctx context.Context, idx closableIndex, reg *content.Registry,
 	}
 	switch x := idx.(type) {
 	case *index.Bolt:
-		if x.Stale() {
-			return rebuild(ctx, "embedded")
+		if !x.Stale() {
+			return nil, nil
 		}
+		held, err := reg.HoldsRepositories(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("index: %w", err)
+		}
+		if !held {
+			return nil, rebuild(ctx, "embedded")
+		}
+		return startIndexBuild(ctx, reg, log), nil
 	case *postgres.Index:
 		if opts.ReadOnly {
 			built, _, err := x.Built(ctx)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if !built {
 				log.Warn("the shared index has never been built from storage, and a read-only instance does not build it: " +
 					"catalog and tag lists stay empty until a writable instance starts or `berth index rebuild` runs " +
 					"(pulls by tag or digest still work: they fall back to storage)")
 			}
-			return nil
+			return nil, nil
 		}
+		// Shared: other instances write to it while this one would build
+		// it, so the build is done (once, by one of them) before serving.
 		if _, err := x.EnsureBuilt(ctx, func(ctx context.Context) error { return rebuild(ctx, "postgres") }); err != nil {
-			return err
+			return nil, err
 		}
 		n, err := reg.RepairTags(ctx)
 		if err != nil {
-			return fmt.Errorf("index: repair unfinished tag changes: %w", err)
+			return nil, fmt.Errorf("index: repair unfinished tag changes: %w", err)
 		}
 		if n > 0 {
 			log.Info("index: re-read unfinished tag changes from storage", "tags", n)
 		}
 	}
-	return nil
+	return nil, nil
+}
+
+// indexBuild is a background rebuild of the embedded index, owned by the
+// server: a failure stops it (as a failed build at start-up did), Close
+// stops the build.
+type indexBuild struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the build has ended
+	err    error         // its failure (not a cancellation by Close), once done
+}
+
+func startIndexBuild(ctx context.Context, reg *content.Registry, log *slog.Logger) *indexBuild {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	b := &indexBuild{cancel: cancel, done: make(chan struct{})}
+	start := time.Now()
+	log.Info("building index from storage in the background: pulls are served meanwhile; manifest pushes and listings wait for it",
+		"index", "embedded")
+	results := reg.StartRebuild(ctx)
+	go func() {
+		defer close(b.done)
+		res := <-results
+		switch {
+		case res.Err == nil:
+			log.Info("index built", "repositories", res.Repositories, "duration", time.Since(start).Round(time.Millisecond))
+		case ctx.Err() != nil:
+			log.Info("index build stopped; it starts again at the next start")
+		default:
+			b.err = res.Err
+		}
+	}()
+	return b
+}
+
+// stop cancels the build and waits for it to end.
+func (b *indexBuild) stop() {
+	b.cancel()
+	<-b.done
 }
 
 // RebuildIndex rebuilds the index the options name from storage, whatever

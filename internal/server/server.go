@@ -86,7 +86,8 @@ type Server struct {
 	log     *slog.Logger
 	index   closableIndex
 	handler http.Handler
-	tempDir string // removed on Close
+	tempDir string      // removed on Close
+	build   *indexBuild // the index being built in the background, or nil
 }
 
 // New opens storage and the index, rebuilding the index from storage when it
@@ -114,7 +115,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		ReadOnly:        opts.ReadOnly,
 		Logger:          log,
 	})
-	if err := prepareIndex(ctx, idx, reg, opts, log); err != nil {
+	build, err := prepareIndex(ctx, idx, reg, opts, log)
+	if err != nil {
 		idx.Close()
 		if tempDir != "" {
 			os.RemoveAll(tempDir)
@@ -136,14 +138,19 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	h = withHeaders(h, opts.Headers)
 	h = withRequestLog(h, log, opts.AccessLog)
-	return &Server{opts: opts, log: log, index: idx, handler: h, tempDir: tempDir}, nil
+	return &Server{opts: opts, log: log, index: idx, handler: h, tempDir: tempDir, build: build}, nil
 }
 
 // Handler is the registry's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Close releases the index, marking it clean.
+// Close stops a background index build and releases the index, marking it
+// clean (a stopped build leaves it stale: it is built again at the next
+// start).
 func (s *Server) Close() error {
+	if s.build != nil {
+		s.build.stop()
+	}
 	err := s.index.Close()
 	if s.tempDir != "" {
 		os.RemoveAll(s.tempDir)
@@ -195,10 +202,27 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	if s.opts.Started != nil {
 		s.opts.Started(ctx)
 	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+	var buildDone <-chan struct{}
+	if s.build != nil {
+		buildDone = s.build.done
+	}
+	var buildErr error
+wait:
+	for {
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+			break wait
+		case <-buildDone:
+			// A failed build stops the server, as it would have
+			// stopped it from starting: the index cannot be trusted.
+			if buildErr = s.build.err; buildErr != nil {
+				s.log.Error("index build failed: stopping", "err", buildErr)
+				break wait
+			}
+			buildDone = nil
+		}
 	}
 	if s.opts.DrainTimeout <= 0 {
 		s.log.Info("shutting down: closing all connections (http.draintimeout is 0)")
@@ -221,6 +245,9 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	case <-done:
 	case <-time.After(handlerExitTimeout):
 		s.log.Warn("requests still running after their connections were closed", "waited", handlerExitTimeout)
+	}
+	if buildErr != nil {
+		return fmt.Errorf("build index: %w", buildErr)
 	}
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
