@@ -91,7 +91,8 @@ type Server struct {
 }
 
 // New opens storage and the index, rebuilding the index from storage when it
-// is missing or was not closed cleanly.
+// is missing or was not closed cleanly: before returning, or in the
+// background when storage holds repositories (prepareIndex).
 func New(ctx context.Context, opts Options) (*Server, error) {
 	log := opts.Logger
 	if log == nil {
