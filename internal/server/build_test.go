@@ -190,6 +190,9 @@ func TestCloseStopsTheIndexBuild(t *testing.T) {
 	if s.build != nil {
 		t.Fatal("an empty tree's index was built in the background")
 	}
+	if err := s.WaitIndex(context.Background()); err != nil {
+		t.Fatalf("WaitIndex with no build: %v", err)
+	}
 }
 
 // waitFor polls cond until it holds, failing the test after 10 s.
@@ -231,6 +234,9 @@ func TestFailedIndexBuildStopsTheServer(t *testing.T) {
 		t.Fatalf("New: %v", err)
 	}
 	defer s.Close()
+	if err := s.WaitIndex(context.Background()); err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Fatalf("WaitIndex = %v; want the build's failure", err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -142,6 +142,23 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	return &Server{opts: opts, log: log, index: idx, handler: h, tempDir: tempDir, build: build}, nil
 }
 
+// WaitIndex returns once the index is built: at once unless New left it
+// building in the background, else when that build ends (with its
+// failure) or ctx does. Requests need not call it (those that need the
+// index wait for it); benchmarks and embedders that want a settled
+// registry do.
+func (s *Server) WaitIndex(ctx context.Context) error {
+	if s.build == nil {
+		return nil
+	}
+	select {
+	case <-s.build.done:
+		return s.build.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Handler is the registry's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 

@@ -56,6 +56,9 @@ func benchServer(b *testing.B, root string) http.Handler {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { srv.Close() })
+	if err := srv.WaitIndex(context.Background()); err != nil {
+		b.Fatal(err)
+	}
 	return srv.Handler()
 }
 
@@ -314,6 +317,11 @@ func BenchmarkStartup(b *testing.B) {
 	open := func(b *testing.B) {
 		srv, err := server.New(context.Background(), server.Options{RootDirectory: root, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
+			b.Fatal(err)
+		}
+		// Over a tree without an index, New returns while the index is
+		// built in the background: the start-up is done when it is.
+		if err := srv.WaitIndex(context.Background()); err != nil {
 			b.Fatal(err)
 		}
 		if err := srv.Close(); err != nil {
