@@ -95,8 +95,11 @@ func TestServesWhileTheIndexBuilds(t *testing.T) {
 	for _, b := range [][]byte{cfg, newLayer} {
 		expectStatus(t, do(t, "POST", hs.URL+"/v2/a/one/blobs/uploads/?digest="+digest.FromBytes(b).String(), nil, bytes.NewReader(b)), http.StatusCreated)
 	}
-	if d.opened.Load() {
-		t.Fatal("the build ended before the test let it")
+	// All of that while the build was still held.
+	expired, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.WaitIndex(expired); err != context.Canceled {
+		t.Fatalf("WaitIndex during the held build = %v; want the build still running", err)
 	}
 
 	// A manifest push and the catalog wait for the build.

@@ -152,6 +152,11 @@ func (s *Server) WaitIndex(ctx context.Context) error {
 		return nil
 	}
 	select {
+	case <-s.build.done: // a finished build answers even to an expired ctx
+		return s.build.err
+	default:
+	}
+	select {
 	case <-s.build.done:
 		return s.build.err
 	case <-ctx.Done():
