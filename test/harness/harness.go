@@ -296,6 +296,11 @@ func (b *Berth) cleanup(t testing.TB) {
 	}
 	if t.Failed() {
 		t.Logf("tail of %s's log (%s):\n%s", b.Name, b.LogPath, b.LogTail(60))
+		// A failed request can be far from the tail of a busy log, and
+		// the log goes with the test's temporary directory.
+		if problems := b.LogProblems(40); problems != "" {
+			t.Logf("errors and warnings in %s's log:\n%s", b.Name, problems)
+		}
 	}
 }
 
@@ -391,6 +396,22 @@ func waitReady(base string, p *process, d time.Duration) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// LogProblems returns the last n lines of berth's log at level WARN or
+// ERROR.
+func (b *Berth) LogProblems(n int) string {
+	data, err := os.ReadFile(b.LogPath)
+	if err != nil {
+		return err.Error()
+	}
+	var lines []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.Contains(l, "level=ERROR") || strings.Contains(l, "level=WARN") {
+			lines = append(lines, l)
+		}
+	}
+	return Tail(strings.Join(lines, "\n"), n)
 }
 
 // LogTail returns the last n lines of berth's log.
