@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/profile.sh [OUTDIR] [SECONDS]
 #
-# CPU (and allocation) profiles of berth under real load: berth runs
-# in-process in bench/profserve with net/http/pprof on a debug listener, and
+# CPU (and allocation) profiles of berth under real load: `berth serve` runs
+# with its debug listener (http.debug.addr: net/http/pprof), and
 # bench/loadgen drives it the way bench/compare.sh does. For each workload the
 # profile covers SECONDS (default 10) of load:
 #   head    manifest HEAD by tag, 64 connections
@@ -27,7 +27,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-go build -o "$WORK/profserve" ./bench/profserve
+go build -o "$WORK/berth" ./cmd/berth
 go build -o "$WORK/loadgen" ./bench/loadgen
 LG="$WORK/loadgen"
 PORT="$("$LG" port)"
@@ -35,7 +35,23 @@ DPORT="$("$LG" port)"
 URL="http://127.0.0.1:$PORT"
 DEBUG="http://127.0.0.1:$DPORT"
 
-"$WORK/profserve" -root "$WORK/root" -addr "127.0.0.1:$PORT" -debug "127.0.0.1:$DPORT" 2>"$OUT/profserve.log" &
+cat >"$WORK/config.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $WORK/root
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$PORT
+  debug:
+    addr: 127.0.0.1:$DPORT
+EOF
+"$WORK/berth" serve "$WORK/config.yml" 2>"$OUT/berth.log" &
 PID=$!
 "$LG" ready -url "$URL" -pid "$PID" >/dev/null
 "$LG" push-large -url "$URL" -layers 4 -size 64MiB -repeat 1 >/dev/null

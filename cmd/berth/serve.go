@@ -17,6 +17,7 @@ import (
 
 	"github.com/berth-registry/berth/internal/auth/setup"
 	"github.com/berth-registry/berth/internal/config"
+	"github.com/berth-registry/berth/internal/metrics"
 	"github.com/berth-registry/berth/internal/server"
 	"github.com/berth-registry/berth/internal/storage"
 	"github.com/berth-registry/berth/internal/storage/inmemory"
@@ -117,6 +118,12 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	}
 	if pg := cfg.Berth.Index.Postgres; pg != nil {
 		opts.IndexDSN, opts.IndexMaxConns = pg.DSN, pg.MaxConns
+	}
+	if d := cfg.HTTP.Debug; d != nil && d.Addr != "" {
+		opts.DebugAddr = d.Addr
+		if d.Prometheus.Enabled {
+			opts.Metrics, opts.MetricsPath = metrics.New(version), d.Prometheus.Path
+		}
 	}
 	if tlsSetup != nil {
 		opts.TLS = tlsSetup.Config

@@ -105,6 +105,33 @@ func parseRoute(p string) route {
 	return route{}
 }
 
+// routeNames are registry:2's route names, which its metrics use as the
+// "handler" label; referrers is berth's (registry:2 has no such endpoint).
+var routeNames = [...]string{
+	routeBase:        "base",
+	routeCatalog:     "catalog",
+	routeManifest:    "manifest",
+	routeBlob:        "blob",
+	routeUploadStart: "blob-upload",
+	routeUpload:      "blob-upload-chunk",
+	routeTags:        "tags",
+	routeReferrers:   "referrers",
+}
+
+// RouteName names the API endpoint path p belongs to, with registry:2's
+// route names ("base", "manifest", "blob-upload-chunk", ...), or "" if p is
+// not an API path. The names are a small fixed set: fit for metrics labels,
+// where a repository name or digest would not be.
+func RouteName(p string) string {
+	switch p {
+	case "/v2", "/v2/":
+		return routeNames[routeBase]
+	case "/v2/_catalog":
+		return routeNames[routeCatalog]
+	}
+	return routeNames[parseRoute(p).kind]
+}
+
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
 	if r.URL.RawPath != "" {

@@ -424,12 +424,12 @@ health:
 				if c.Proxy.TTL != 168*time.Hour || c.Log.Hooks[0].Type != "mail" {
 					t.Errorf("proxy %+v hooks %+v", c.Proxy, c.Log.Hooks)
 				}
-				for _, k := range []string{"log.hooks", "redis", "notifications", "proxy", "http.secret", "http.debug", "storage.tag", "storage.maintenance.uploadpurging"} {
+				for _, k := range []string{"log.hooks", "redis", "notifications", "proxy", "http.secret", "storage.tag", "storage.maintenance.uploadpurging"} {
 					if !hasWarning(c, k+":") {
 						t.Errorf("no warning for %s: %q", k, c.Warnings())
 					}
 				}
-				for _, k := range []string{"log.level:", "log.fields", "storage.delete", "http.headers", "http.addr"} {
+				for _, k := range []string{"log.level:", "log.fields", "storage.delete", "http.headers", "http.addr", "http.debug"} {
 					if hasWarning(c, k) {
 						t.Errorf("implemented key %s warned: %q", k, c.Warnings())
 					}
@@ -939,13 +939,18 @@ func TestWarnings(t *testing.T) {
 	}{
 		{
 			name: "unimplemented keys, outermost only",
-			file: "http:\n  addr: :5000\n  secret: s\n  debug:\n    addr: :5001\n    prometheus:\n      enabled: true\nstorage:\n  filesystem:\n    rootdirectory: /d\n  cache:\n    blobdescriptor: inmemory\n",
+			file: "http:\n  addr: :5000\n  secret: s\n  debug:\n    addr: :5001\n    prometheus:\n      enabled: true\nstorage:\n  filesystem:\n    rootdirectory: /d\n  cache:\n    blobdescriptor: inmemory\nhealth:\n  storagedriver:\n    enabled: true\n    interval: 10s\n",
 			want: [][]string{
 				{"config.yml:3: http.secret: registry:2 setting not implemented by berth yet"},
-				{"config.yml:4: http.debug:"},
 				{"config.yml:11: storage.cache:"},
+				{"config.yml:13: health:"},
 			},
-			notWant: []string{"http.debug.", "http.addr", "storage.filesystem"},
+			notWant: []string{"health.", "http.debug", "http.addr", "storage.filesystem"},
+		},
+		{
+			name: "metrics without the debug listener",
+			file: "http:\n  debug:\n    prometheus:\n      enabled: true\n",
+			want: [][]string{{"config.yml:4: http.debug.prometheus is enabled but http.debug.addr is not set"}},
 		},
 		{
 			name: "implemented keys are quiet",
@@ -1128,7 +1133,7 @@ func TestImplementedTableNamesRealKeys(t *testing.T) {
 			t.Errorf("IsImplemented(%q) = false", p)
 		}
 	}
-	if IsImplemented("http.debug") || !IsImplemented("storage.filesystem.rootdirectory") || !IsImplemented("http.headers.X-Foo") {
+	if IsImplemented("health") || !IsImplemented("storage.filesystem.rootdirectory") || !IsImplemented("http.headers.X-Foo") {
 		t.Error("IsImplemented prefix logic")
 	}
 }
@@ -1176,7 +1181,7 @@ func TestAllDocumentedKeys(t *testing.T) {
 		t.Errorf("source = %q", c.Source("http.tls.clientauth"))
 	}
 	want := []string{"log.hooks", "log.reportcaller", "storage.tag", "storage.cache", "storage.maintenance.uploadpurging",
-		"middleware", "reporting", "catalog", "tags", "http.net", "http.secret", "http.debug", "http.h2c",
+		"middleware", "reporting", "catalog", "tags", "http.net", "http.secret", "http.h2c",
 		"notifications", "redis", "health", "proxy", "compatibility", "validation", "policy"}
 	if got := c.Unimplemented(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Unimplemented() =\n%q\nwant\n%q", got, want)

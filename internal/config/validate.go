@@ -242,6 +242,15 @@ func (l *loader) validateHTTP(c *Config) {
 	if h.DrainTimeout < 0 {
 		l.bad("http.draintimeout", "must not be negative (got %v)", h.DrainTimeout)
 	}
+	if d := h.Debug; d != nil {
+		if d.Prometheus.Enabled && strings.TrimSpace(d.Addr) == "" {
+			// As in registry:2, the metrics live on the debug listener.
+			l.warn(l.where("http.debug.prometheus.enabled"), "http.debug.prometheus is enabled but http.debug.addr is not set: metrics are served on the debug listener, so there are none")
+		}
+		if d.Prometheus.Enabled && !strings.HasPrefix(d.Prometheus.Path, "/") {
+			l.bad("http.debug.prometheus.path", "must start with a slash, e.g. /metrics (got %q)", d.Prometheus.Path)
+		}
+	}
 	if t := h.TLS; t != nil {
 		if (t.Certificate == "") != (t.Key == "") {
 			missing := "key"

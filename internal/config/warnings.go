@@ -27,6 +27,7 @@ var Implemented = []string{
 	"http.headers",
 	"http.tls",   // internal/tlsconf
 	"http.http2", // disabled: no h2 in TLS ALPN
+	"http.debug", // pprof, expvar, Prometheus metrics
 	"storage.filesystem",
 	"storage.s3",
 	"storage.swift",

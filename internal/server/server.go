@@ -19,6 +19,7 @@ import (
 	"github.com/berth-registry/berth/internal/api"
 	"github.com/berth-registry/berth/internal/auth"
 	"github.com/berth-registry/berth/internal/content"
+	"github.com/berth-registry/berth/internal/metrics"
 	"github.com/berth-registry/berth/internal/storage"
 	"github.com/berth-registry/berth/internal/storage/filesystem"
 )
@@ -78,6 +79,15 @@ type Options struct {
 	// Started, if set, is called once Addr accepts connections (ACME
 	// certificates are obtained then: TLS-ALPN-01 arrives on Addr).
 	Started func(ctx context.Context)
+	// DebugAddr, if set, is a second plain-HTTP listener for operators
+	// (http.debug.addr): net/http/pprof under /debug/pprof/, expvar at
+	// /debug/vars and, with Metrics, the Prometheus metrics at
+	// MetricsPath. It has no authentication, as in registry:2: bind it to
+	// loopback or a management network.
+	DebugAddr string
+	// Metrics, if set, records every request (http.debug.prometheus).
+	Metrics     *metrics.Metrics
+	MetricsPath string
 }
 
 // Server is a registry ready to serve.
@@ -134,12 +144,32 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	var h http.Handler = api.New(reg, api.Options{Authorizer: opts.Authorizer, URLBase: urlBase, RedirectBlobs: opts.RedirectBlobs, Logger: log})
 	h = withHandlers(h, opts.Handlers)
+	if opts.Metrics != nil {
+		h = withMetrics(h, opts.Metrics)
+	}
 	if prefix != "" {
 		h = http.StripPrefix(prefix, h)
 	}
 	h = withHeaders(h, opts.Headers)
 	h = withRequestLog(h, log, opts.AccessLog)
-	return &Server{opts: opts, log: log, index: idx, handler: h, tempDir: tempDir, build: build}, nil
+	s := &Server{opts: opts, log: log, index: idx, handler: h, tempDir: tempDir, build: build}
+	if opts.Metrics != nil {
+		opts.Metrics.Gauge("berth_index_building", "1 while the index is being built in the background: manifest pushes and listings wait for it.", s.indexBuilding)
+	}
+	return s, nil
+}
+
+// indexBuilding is 1 while a background index build runs, else 0.
+func (s *Server) indexBuilding() float64 {
+	if s.build == nil {
+		return 0
+	}
+	select {
+	case <-s.build.done:
+		return 0
+	default:
+		return 1
+	}
 }
 
 // WaitIndex returns once the index is built: at once unless New left it
@@ -189,6 +219,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	if s.opts.RedirectAddr != "" {
 		stop, err := s.serveRedirect(ctx)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stop()
+	}
+	if s.opts.DebugAddr != "" {
+		stop, err := s.serveDebug(ctx)
 		if err != nil {
 			ln.Close()
 			return err

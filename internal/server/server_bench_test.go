@@ -28,6 +28,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth-registry/berth/bench/seed"
+	"github.com/berth-registry/berth/internal/metrics"
 	"github.com/berth-registry/berth/internal/server"
 )
 
@@ -47,11 +48,15 @@ func benchEntries(b *testing.B) int {
 
 func benchServer(b *testing.B, root string) http.Handler {
 	b.Helper()
-	srv, err := server.New(context.Background(), server.Options{
-		RootDirectory: root,
-		DeleteEnabled: true,
-		Logger:        slog.New(slog.DiscardHandler),
-	})
+	return benchServerWith(b, root, server.Options{})
+}
+
+// benchServerWith is benchServer with more options set (the root, deletes
+// and a silent logger are always set).
+func benchServerWith(b *testing.B, root string, opts server.Options) http.Handler {
+	b.Helper()
+	opts.RootDirectory, opts.DeleteEnabled, opts.Logger = root, true, slog.New(slog.DiscardHandler)
+	srv, err := server.New(context.Background(), opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -128,22 +133,30 @@ func BenchmarkManifestByTag(b *testing.B) {
 	h := benchServer(b, b.TempDir())
 	img := benchPushImage(b, h, "bench/app", "latest")
 	const target = "/v2/bench/app/manifests/latest"
+	// The same registry with Prometheus metrics on: what they cost.
+	withMetrics := benchServerWith(b, b.TempDir(), server.Options{Metrics: metrics.New("bench")})
+	benchPushImage(b, withMetrics, "bench/app", "latest")
 	for _, method := range []string{http.MethodHead, http.MethodGet} {
-		b.Run(method+"/handler", func(b *testing.B) {
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				req := httptest.NewRequest(method, target, nil)
-				req.Header.Set("Accept", benchAccept)
-				w := &benchWriter{hdr: http.Header{}}
-				for pb.Next() {
-					w.reset()
-					h.ServeHTTP(w, req)
-					if w.status != http.StatusOK {
-						b.Fatalf("status %d", w.status)
+		for _, c := range []struct {
+			name string
+			h    http.Handler
+		}{{"handler", h}, {"handler-metrics", withMetrics}} {
+			b.Run(method+"/"+c.name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					req := httptest.NewRequest(method, target, nil)
+					req.Header.Set("Accept", benchAccept)
+					w := &benchWriter{hdr: http.Header{}}
+					for pb.Next() {
+						w.reset()
+						c.h.ServeHTTP(w, req)
+						if w.status != http.StatusOK {
+							b.Fatalf("status %d", w.status)
+						}
 					}
-				}
+				})
 			})
-		})
+		}
 		b.Run(method+"/http", func(b *testing.B) {
 			ts := httptest.NewServer(h)
 			defer ts.Close()

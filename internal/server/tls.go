@@ -22,10 +22,6 @@ func (s *Server) wrapTLS(ln net.Listener) net.Listener {
 // serveRedirect starts the plain-HTTP listener of Options.RedirectAddr. It
 // stops when ctx is cancelled or stop is called; stop waits for that.
 func (s *Server) serveRedirect(ctx context.Context) (stop func(), err error) {
-	ln, err := net.Listen("tcp", s.opts.RedirectAddr)
-	if err != nil {
-		return nil, fmt.Errorf("listen %s (berth.tls.httpredirect.addr): %w", s.opts.RedirectAddr, err)
-	}
 	h := s.opts.RedirectHandler
 	if h == nil {
 		h = http.NotFoundHandler()
@@ -36,14 +32,27 @@ func (s *Server) serveRedirect(ctx context.Context) (stop func(), err error) {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	s.log.Info("berth listening for plain HTTP: ACME challenges and redirects to HTTPS", "addr", ln.Addr().String())
+	return s.serveAside(ctx, srv, s.opts.RedirectAddr, "berth.tls.httpredirect.addr",
+		"plain HTTP: ACME challenges and redirects to HTTPS")
+}
+
+// serveAside runs srv on a listener at addr beside the registry's own (the
+// plain-HTTP redirects, the debug listener); key is the setting that asked
+// for it, for errors. It stops when ctx is cancelled or stop is called;
+// stop waits for that.
+func (s *Server) serveAside(ctx context.Context, srv *http.Server, addr, key, what string) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s (%s): %w", addr, key, err)
+	}
+	srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
+	s.log.Info("berth listening for "+what, "addr", ln.Addr().String())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("plain-HTTP listener failed", "addr", s.opts.RedirectAddr, "err", err)
+			s.log.Error("listener failed", "addr", addr, "setting", key, "err", err)
 		}
 	}()
 	ctx, cancel := context.WithCancel(ctx)
