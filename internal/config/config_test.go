@@ -803,6 +803,11 @@ func TestErrors(t *testing.T) {
 			want: []string{`config.yml:2: log.level: must be one of error, warn, info, debug`},
 		},
 		{
+			name: "metrics path without a slash",
+			file: "http:\n  debug:\n    addr: 127.0.0.1:5001\n    prometheus:\n      enabled: true\n      path: metrics\n",
+			want: []string{`config.yml:6: http.debug.prometheus.path: must start with a slash`},
+		},
+		{
 			name: "bad formatter via env",
 			env:  []string{"REGISTRY_LOG_FORMATTER=xml"},
 			want: []string{`REGISTRY_LOG_FORMATTER: log.formatter: must be one of text, json, logstash`},
