@@ -2,49 +2,74 @@ package content
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 )
 
-// An index built in the background (StartRebuild) lets the registry serve
-// at once: a large tree takes seconds to minutes to index (and after a
+// Build is an index build running in the background (StartRebuild). It
+// lets the registry serve at once: a large tree takes seconds to minutes to index (and after a
 // crash the embedded index is rebuilt), and pulls need no index: a tag or
 // digest resolves from storage. What does need the index waits for it:
 // manifest writes and deletes, which would race the rebuild's snapshot of
 // their repository, and listings, which would be incomplete. Blob uploads
 // and reads do not touch the index and go on as usual.
-type indexBuild struct {
-	building atomic.Bool   // a rebuild is running (or failed): the index is not to be used
+//
+// It is the one record of the build: the registry reads it to decide
+// whether requests wait, the server to stop on a failure and to stop the
+// build on shutdown.
+type Build struct {
+	building atomic.Bool   // not (yet) succeeded: the index is not to be used
+	cancel   context.CancelFunc
 	done     chan struct{} // closed when it ends
 	err      error         // its failure, once done is closed
+	stopped  atomic.Bool   // Stop was called
 }
 
-// RebuildResult is the outcome of a background rebuild.
-type RebuildResult struct {
-	Repositories int
-	Err          error
+// ErrBuildStopped is the error of a build ended by Stop: the index stays
+// stale and is built again at the next start.
+var ErrBuildStopped = errors.New("index build stopped")
+
+// Done is closed when the build has ended.
+func (b *Build) Done() <-chan struct{} { return b.done }
+
+// Err is the build's failure once Done is closed (ErrBuildStopped if Stop
+// ended it), nil if it succeeded.
+func (b *Build) Err() error { return b.err }
+
+// Stop cancels the build and waits for it to end.
+func (b *Build) Stop() {
+	b.stopped.Store(true)
+	b.cancel()
+	<-b.done
 }
 
-// StartRebuild runs Rebuild in the background and returns at once; the
-// channel receives its outcome. Until it has succeeded, requests that need
-// the index wait for it (see indexBuild) and pulls resolve from storage
-// without writing to the index; if it fails, they fail with its error.
-// Cancelling ctx stops it, leaving the index stale (rebuilt at next start).
-func (r *Registry) StartRebuild(ctx context.Context) <-chan RebuildResult {
-	b := &indexBuild{done: make(chan struct{})}
+// StartRebuild runs Rebuild in the background and returns at once. Until
+// it has succeeded, requests that need the index wait for it and pulls
+// resolve from storage without writing to the index; if it fails, they
+// fail with its error. It is logged when it starts and ends.
+func (r *Registry) StartRebuild(ctx context.Context) *Build {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	b := &Build{cancel: cancel, done: make(chan struct{})}
 	b.building.Store(true)
 	r.build.Store(b)
-	out := make(chan RebuildResult, 1)
+	start := time.Now()
+	r.log.Info("building index from storage in the background: pulls are served meanwhile; manifest pushes and listings wait for it")
 	go func() {
 		n, err := r.Rebuild(ctx)
-		b.err = err
-		if err == nil {
+		switch {
+		case err == nil:
 			b.building.Store(false)
+			r.log.Info("index built", "repositories", n, "duration", time.Since(start).Round(time.Millisecond))
+		case b.stopped.Load():
+			err = ErrBuildStopped
+			r.log.Info("index build stopped; it starts again at the next start")
 		}
+		b.err = err
 		close(b.done)
-		out <- RebuildResult{n, err}
 	}()
-	return out
+	return b
 }
 
 // indexBuilding reports whether a background rebuild has not (yet)

@@ -55,7 +55,7 @@ type Registry struct {
 	bodies      *bodyCache
 	records     *recordCache
 
-	build   atomic.Pointer[indexBuild] // the background rebuild, if one was started
+	build   atomic.Pointer[Build] // the background rebuild, if one was started
 	waitLog sync.Once                  // the first request to wait for it says so, once
 }
 

@@ -174,6 +174,9 @@ func TestCloseStopsTheIndexBuild(t *testing.T) {
 	if err := s.Close(); err != nil { // the gate never opens: Close must not hang
 		t.Fatalf("Close: %v", err)
 	}
+	if err := s.WaitIndex(context.Background()); !errors.Is(err, content.ErrBuildStopped) {
+		t.Fatalf("WaitIndex after Close during the build: %v, want ErrBuildStopped", err)
+	}
 	idx, err := index.Open(filepath.Join(root, "berth", "index.db"))
 	if err != nil {
 		t.Fatal(err)

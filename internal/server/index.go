@@ -75,7 +75,7 @@ func openIndex(ctx context.Context, opts Options, readOnly bool, log *slog.Logge
 // bucket): instances starting together take turns, and one builds. It then
 // repairs tag changes some instance left unfinished (content.TagLocker). A
 // read-only instance never writes to it: no build, no repair.
-func prepareIndex(ctx context.Context, idx closableIndex, reg *content.Registry, opts Options, log *slog.Logger) (*indexBuild, error) {
+func prepareIndex(ctx context.Context, idx closableIndex, reg *content.Registry, opts Options, log *slog.Logger) (*content.Build, error) {
 	rebuild := func(ctx context.Context, what string) error {
 		start := time.Now()
 		log.Info("building index from storage", "index", what)
@@ -98,7 +98,7 @@ func prepareIndex(ctx context.Context, idx closableIndex, reg *content.Registry,
 		if !held {
 			return nil, rebuild(ctx, "embedded")
 		}
-		return startIndexBuild(ctx, reg, log), nil
+		return reg.StartRebuild(ctx), nil
 	case *postgres.Index:
 		if opts.ReadOnly {
 			built, _, err := x.Built(ctx)
@@ -126,43 +126,6 @@ func prepareIndex(ctx context.Context, idx closableIndex, reg *content.Registry,
 		}
 	}
 	return nil, nil
-}
-
-// indexBuild is a background rebuild of the embedded index, owned by the
-// server: a failure stops it (as a failed build at start-up did), Close
-// stops the build.
-type indexBuild struct {
-	cancel context.CancelFunc
-	done   chan struct{} // closed when the build has ended
-	err    error         // its failure (not a cancellation by Close), once done
-}
-
-func startIndexBuild(ctx context.Context, reg *content.Registry, log *slog.Logger) *indexBuild {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	b := &indexBuild{cancel: cancel, done: make(chan struct{})}
-	start := time.Now()
-	log.Info("building index from storage in the background: pulls are served meanwhile; manifest pushes and listings wait for it",
-		"index", "embedded")
-	results := reg.StartRebuild(ctx)
-	go func() {
-		defer close(b.done)
-		res := <-results
-		switch {
-		case res.Err == nil:
-			log.Info("index built", "repositories", res.Repositories, "duration", time.Since(start).Round(time.Millisecond))
-		case ctx.Err() != nil:
-			log.Info("index build stopped; it starts again at the next start")
-		default:
-			b.err = res.Err
-		}
-	}()
-	return b
-}
-
-// stop cancels the build and waits for it to end.
-func (b *indexBuild) stop() {
-	b.cancel()
-	<-b.done
 }
 
 // RebuildIndex rebuilds the index the options name from storage, whatever

@@ -97,7 +97,7 @@ type Server struct {
 	index   closableIndex
 	handler http.Handler
 	tempDir string      // removed on Close
-	build   *indexBuild // the index being built in the background, or nil
+	build   *content.Build // the index being built in the background, or nil
 }
 
 // New opens storage and the index, rebuilding the index from storage when it
@@ -165,7 +165,7 @@ func (s *Server) indexBuilding() float64 {
 		return 0
 	}
 	select {
-	case <-s.build.done:
+	case <-s.build.Done():
 		return 0
 	default:
 		return 1
@@ -182,13 +182,13 @@ func (s *Server) WaitIndex(ctx context.Context) error {
 		return nil
 	}
 	select {
-	case <-s.build.done: // a finished build answers even to an expired ctx
-		return s.build.err
+	case <-s.build.Done(): // a finished build answers even to an expired ctx
+		return s.build.Err()
 	default:
 	}
 	select {
-	case <-s.build.done:
-		return s.build.err
+	case <-s.build.Done():
+		return s.build.Err()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -202,7 +202,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // start).
 func (s *Server) Close() error {
 	if s.build != nil {
-		s.build.stop()
+		s.build.Stop()
 	}
 	err := s.index.Close()
 	if s.tempDir != "" {
@@ -265,7 +265,7 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	}
 	var buildDone <-chan struct{}
 	if s.build != nil {
-		buildDone = s.build.done
+		buildDone = s.build.Done()
 	}
 	var buildErr error
 wait:
@@ -278,7 +278,7 @@ wait:
 		case <-buildDone:
 			// A failed build stops the server, as it would have
 			// stopped it from starting: the index cannot be trusted.
-			if buildErr = s.build.err; buildErr != nil {
+			if buildErr = s.build.Err(); buildErr != nil {
 				s.log.Error("index build failed: stopping", "err", buildErr)
 				break wait
 			}
