@@ -20,7 +20,7 @@ import (
 // whether requests wait, the server to stop on a failure and to stop the
 // build on shutdown.
 type Build struct {
-	building atomic.Bool   // not (yet) succeeded: the index is not to be used
+	building atomic.Bool // not (yet) succeeded: the index is not to be used
 	cancel   context.CancelFunc
 	done     chan struct{} // closed when it ends
 	err      error         // its failure, once done is closed

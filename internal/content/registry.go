@@ -56,7 +56,7 @@ type Registry struct {
 	records     *recordCache
 
 	build   atomic.Pointer[Build] // the background rebuild, if one was started
-	waitLog sync.Once                  // the first request to wait for it says so, once
+	waitLog sync.Once             // the first request to wait for it says so, once
 }
 
 // logger is the logger of the request ctx belongs to (carrying its

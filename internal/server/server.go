@@ -96,7 +96,7 @@ type Server struct {
 	log     *slog.Logger
 	index   closableIndex
 	handler http.Handler
-	tempDir string      // removed on Close
+	tempDir string         // removed on Close
 	build   *content.Build // the index being built in the background, or nil
 }
 
