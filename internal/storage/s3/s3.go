@@ -366,7 +366,10 @@ func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error
 	if err := d.checkWritable(ctx, "put", p); err != nil {
 		return err
 	}
-	_, err := d.core.PutObject(ctx, d.bucket, d.Key(p), bytes.NewReader(content), int64(len(content)), "", "", d.putOpts)
+	err := retryParentRace(ctx, func() error {
+		_, err := d.core.PutObject(ctx, d.bucket, d.Key(p), bytes.NewReader(content), int64(len(content)), "", "", d.putOpts)
+		return err
+	})
 	if err != nil {
 		return d.wrap("put", p, err)
 	}
@@ -689,8 +692,10 @@ func (d *Driver) copyObject(ctx context.Context, src, dst string, info minio.Obj
 		if info.ETag != "" {
 			hdr["x-amz-copy-source-if-match"] = quoteETag(info.ETag)
 		}
-		_, err := d.core.CopyObject(ctx, d.bucket, src, d.bucket, dst, hdr, minio.CopySrcOptions{}, minio.PutObjectOptions{})
-		return err
+		return retryParentRace(ctx, func() error {
+			_, err := d.core.CopyObject(ctx, d.bucket, src, d.bucket, dst, hdr, minio.CopySrcOptions{}, minio.PutObjectOptions{})
+			return err
+		})
 	}
 	uploadID, err := d.core.NewMultipartUpload(ctx, d.bucket, dst, d.putOpts)
 	if err != nil {

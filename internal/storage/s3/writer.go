@@ -424,7 +424,10 @@ func (w *writer) store(ctx context.Context) error {
 		return err
 	}
 	if w.uploadID == "" {
-		_, err := w.d.core.PutObject(ctx, w.d.bucket, w.key, bytes.NewReader(w.buf), int64(len(w.buf)), "", "", w.d.putOpts)
+		err := retryParentRace(ctx, func() error {
+			_, err := w.d.core.PutObject(ctx, w.d.bucket, w.key, bytes.NewReader(w.buf), int64(len(w.buf)), "", "", w.d.putOpts)
+			return err
+		})
 		if err != nil {
 			return err
 		}
