@@ -17,6 +17,7 @@ import (
 
 	"github.com/berth-registry/berth/internal/auth/setup"
 	"github.com/berth-registry/berth/internal/config"
+	"github.com/berth-registry/berth/internal/health"
 	"github.com/berth-registry/berth/internal/metrics"
 	"github.com/berth-registry/berth/internal/server"
 	"github.com/berth-registry/berth/internal/storage"
@@ -118,6 +119,10 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	}
 	if pg := cfg.Berth.Index.Postgres; pg != nil {
 		opts.IndexDSN, opts.IndexMaxConns = pg.DSN, pg.MaxConns
+	}
+	opts.HealthChecks = healthChecks(cfg)
+	if h := cfg.Health; h != nil && h.StorageDriver.Enabled {
+		opts.StorageHealth = &server.StorageHealth{Interval: h.StorageDriver.Interval, Threshold: h.StorageDriver.Threshold}
 	}
 	if d := cfg.HTTP.Debug; d != nil && d.Addr != "" {
 		opts.DebugAddr = d.Addr
@@ -246,4 +251,27 @@ func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, error) {
 		log = log.With(k, v)
 	}
 	return log, nil
+}
+
+// healthChecks are the health section's checks (registry:2's) other than
+// the storage driver's, which the server runs on the driver it opens:
+// files that must not exist, HTTP URIs and TCP addresses that must answer.
+func healthChecks(cfg *config.Config) []health.Check {
+	h := cfg.Health
+	if h == nil {
+		return nil
+	}
+	var checks []health.Check
+	for _, f := range h.File {
+		checks = append(checks, health.Check{Name: f.File, Interval: f.Interval, Run: health.FileCheck(f.File)})
+	}
+	for _, c := range h.HTTP {
+		checks = append(checks, health.Check{Name: c.URI, Interval: c.Interval, Threshold: c.Threshold,
+			Run: health.HTTPCheck(c.URI, http.Header(c.Headers), c.StatusCode, c.Timeout)})
+	}
+	for _, c := range h.TCP {
+		checks = append(checks, health.Check{Name: c.Addr, Interval: c.Interval, Threshold: c.Threshold,
+			Run: health.TCPCheck(c.Addr, c.Timeout)})
+	}
+	return checks
 }

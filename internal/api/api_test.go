@@ -35,6 +35,12 @@ func TestBase(t *testing.T) {
 	if len(rs.body) != 0 {
 		t.Errorf("HEAD /v2/ has a body")
 	}
+	// "/" is registry:2's liveness answer: 200, empty, never cached.
+	rs = r.do("GET", "/", nil).want(http.StatusOK)
+	rs.wantHeader("Cache-Control", "no-cache")
+	if len(rs.body) != 0 {
+		t.Errorf("GET / body %q", rs.body)
+	}
 }
 
 func TestUnknownEndpointsAndMethods(t *testing.T) {
@@ -45,7 +51,7 @@ func TestUnknownEndpointsAndMethods(t *testing.T) {
 		status       int
 		code         string
 	}{
-		{"GET", "/", 404, "NOT_FOUND"},
+		{"GET", "/index.html", 404, "NOT_FOUND"},
 		{"GET", "/v3/", 404, "NOT_FOUND"},
 		{"GET", "/v2/x", 404, "NOT_FOUND"},
 		{"GET", "/v2/x/nothing/here", 404, "NOT_FOUND"},

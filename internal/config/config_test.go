@@ -180,7 +180,7 @@ func TestSeeds(t *testing.T) {
 				if !c.Health.StorageDriver.Enabled || c.Health.StorageDriver.Interval != 10*time.Second || c.Health.StorageDriver.Threshold != 3 {
 					t.Errorf("health = %+v", c.Health.StorageDriver)
 				}
-				if !hasWarning(c, "storage.cache") || !hasWarning(c, "health") {
+				if !hasWarning(c, "storage.cache") || hasWarning(c, "health") {
 					t.Errorf("warnings = %q", c.Warnings())
 				}
 			},
@@ -944,13 +944,13 @@ func TestWarnings(t *testing.T) {
 	}{
 		{
 			name: "unimplemented keys, outermost only",
-			file: "http:\n  addr: :5000\n  secret: s\n  debug:\n    addr: :5001\n    prometheus:\n      enabled: true\nstorage:\n  filesystem:\n    rootdirectory: /d\n  cache:\n    blobdescriptor: inmemory\nhealth:\n  storagedriver:\n    enabled: true\n    interval: 10s\n",
+			file: "http:\n  addr: :5000\n  secret: s\n  debug:\n    addr: :5001\n    prometheus:\n      enabled: true\nstorage:\n  filesystem:\n    rootdirectory: /d\n  cache:\n    blobdescriptor: inmemory\nredis:\n  addr: localhost:6379\n  pool:\n    maxidle: 16\n",
 			want: [][]string{
 				{"config.yml:3: http.secret: registry:2 setting not implemented by berth yet"},
 				{"config.yml:11: storage.cache:"},
-				{"config.yml:13: health:"},
+				{"config.yml:13: redis:"},
 			},
-			notWant: []string{"health.", "http.debug", "http.addr", "storage.filesystem"},
+			notWant: []string{"redis.", "http.debug", "http.addr", "storage.filesystem"},
 		},
 		{
 			name: "metrics without the debug listener",
@@ -1138,7 +1138,7 @@ func TestImplementedTableNamesRealKeys(t *testing.T) {
 			t.Errorf("IsImplemented(%q) = false", p)
 		}
 	}
-	if IsImplemented("health") || !IsImplemented("storage.filesystem.rootdirectory") || !IsImplemented("http.headers.X-Foo") {
+	if IsImplemented("redis") || !IsImplemented("storage.filesystem.rootdirectory") || !IsImplemented("http.headers.X-Foo") {
 		t.Error("IsImplemented prefix logic")
 	}
 }
@@ -1187,7 +1187,7 @@ func TestAllDocumentedKeys(t *testing.T) {
 	}
 	want := []string{"log.hooks", "log.reportcaller", "storage.tag", "storage.cache", "storage.maintenance.uploadpurging",
 		"middleware", "reporting", "catalog", "tags", "http.net", "http.secret", "http.h2c",
-		"notifications", "redis", "health", "proxy", "compatibility", "validation", "policy"}
+		"notifications", "redis", "proxy", "compatibility", "validation", "policy"}
 	if got := c.Unimplemented(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Unimplemented() =\n%q\nwant\n%q", got, want)
 	}

@@ -35,6 +35,7 @@ var Implemented = []string{
 	"storage.inmemory",
 	"storage.delete",
 	"storage.maintenance.readonly",
+	"health", // internal/health
 	"auth.htpasswd",
 	"auth.token",
 	"berth",

@@ -9,7 +9,7 @@ import (
 )
 
 // serveDebug starts the operators' listener of Options.DebugAddr: profiles,
-// expvar and, if enabled, the Prometheus metrics. It stops when ctx is
+// expvar, the health checks' state and, if enabled, the Prometheus metrics. It stops when ctx is
 // cancelled or stop is called; stop waits for that.
 func (s *Server) serveDebug(ctx context.Context) (stop func(), err error) {
 	mux := http.NewServeMux()
@@ -19,7 +19,8 @@ func (s *Server) serveDebug(ctx context.Context) (stop func(), err error) {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.Handle("/debug/vars", expvar.Handler())
-	what := "debugging: pprof, expvar"
+	mux.Handle("/debug/health", s.health.Handler())
+	what := "debugging: pprof, expvar, health"
 	if s.opts.Metrics != nil {
 		path := s.opts.MetricsPath
 		if path == "" {

@@ -8,8 +8,39 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/berth-registry/berth/internal/health"
 	"github.com/berth-registry/berth/internal/logctx"
 )
+
+// withHealth answers every request 503 UNAVAILABLE while a health check
+// fails, and GET / with 200 otherwise: registry:2's liveness answer, which
+// Kubernetes probes and load balancers use.
+func withHealth(next http.Handler, m *health.Monitor) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		healthy := m.Healthy()
+		if !healthy || r.URL.Path == "/" {
+			// Answered here, not by the API, which sets this on its own.
+			w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
+		}
+		if !healthy {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-cache")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, unavailableBody)
+			return
+		}
+		if r.URL.Path == "/" {
+			w.Header().Set("Cache-Control", "no-cache")
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// unavailableBody is registry:2's answer while unhealthy: the spec's error
+// shape, with code UNAVAILABLE.
+const unavailableBody = `{"errors":[{"code":"UNAVAILABLE","message":"service unavailable","detail":"health check failed: please see /debug/health"}]}` + "\n"
 
 func withHeaders(next http.Handler, headers http.Header) http.Handler {
 	if len(headers) == 0 {

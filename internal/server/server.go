@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/berth-registry/berth/internal/api"
 	"github.com/berth-registry/berth/internal/auth"
 	"github.com/berth-registry/berth/internal/content"
+	"github.com/berth-registry/berth/internal/health"
 	"github.com/berth-registry/berth/internal/metrics"
 	"github.com/berth-registry/berth/internal/storage"
 	"github.com/berth-registry/berth/internal/storage/filesystem"
@@ -88,6 +90,21 @@ type Options struct {
 	// Metrics, if set, records every request (http.debug.prometheus).
 	Metrics     *metrics.Metrics
 	MetricsPath string
+	// HealthChecks run while serving (registry:2's health section): while
+	// one fails, every request is answered 503 UNAVAILABLE, and
+	// /debug/health on the debug listener says which and why.
+	HealthChecks []health.Check
+	// StorageHealth, if set, adds registry:2's storage driver check
+	// (health.storagedriver) to HealthChecks.
+	StorageHealth *StorageHealth
+}
+
+// StorageHealth is the storage driver's health check: a Stat of the
+// storage root every Interval (a root not created yet is healthy: nothing
+// was pushed), failing after Threshold failures in a row.
+type StorageHealth struct {
+	Interval  time.Duration
+	Threshold int
 }
 
 // Server is a registry ready to serve.
@@ -98,6 +115,7 @@ type Server struct {
 	handler http.Handler
 	tempDir string         // removed on Close
 	build   *content.Build // the index being built in the background, or nil
+	health  *health.Monitor
 }
 
 // New opens storage and the index, rebuilding the index from storage when it
@@ -150,9 +168,23 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if prefix != "" {
 		h = http.StripPrefix(prefix, h)
 	}
+	checks := opts.HealthChecks
+	if sh := opts.StorageHealth; sh != nil {
+		checks = append(slices.Clip(checks), health.Check{
+			Name: "storagedriver_" + driver.Name(), Interval: sh.Interval, Threshold: sh.Threshold,
+			Run: func(ctx context.Context) error {
+				if _, err := driver.Stat(ctx, "/"); err != nil && !errors.Is(err, storage.ErrNotFound) {
+					return err
+				}
+				return nil
+			},
+		})
+	}
+	monitor := health.New(checks)
+	h = withHealth(h, monitor)
 	h = withHeaders(h, opts.Headers)
 	h = withRequestLog(h, log, opts.AccessLog)
-	s := &Server{opts: opts, log: log, index: idx, handler: h, tempDir: tempDir, build: build}
+	s := &Server{opts: opts, log: log, index: idx, handler: h, tempDir: tempDir, build: build, health: monitor}
 	if opts.Metrics != nil {
 		opts.Metrics.Gauge("berth_index_building", "1 while the index is being built in the background: manifest pushes and listings wait for it.", s.indexBuilding)
 	}
@@ -258,6 +290,11 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	}
 	ln = s.wrapTLS(ln)
 	s.log.Info("berth listening", "addr", ln.Addr().String(), "tls", s.opts.TLS != nil)
+	if len(s.health.Names()) > 0 {
+		s.log.Info("health checks running", "checks", s.health.Names())
+		stopChecks := s.health.Start(ctx)
+		defer stopChecks()
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	if s.opts.Started != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -141,4 +142,71 @@ func metricValue(text, series string) (float64, bool) {
 		return v, err == nil
 	}
 	return 0, false
+}
+
+// registry:2's health section: while a check fails every request answers
+// 503 UNAVAILABLE and /debug/health names the check; "/" is the liveness
+// answer, 200 while healthy. health.file is the operator's switch: create
+// the file to take the instance out of rotation.
+func TestHealthChecks(t *testing.T) {
+	dir := t.TempDir()
+	addr, debug := freeAddr(t), freeAddr(t)
+	down := filepath.Join(dir, "out-of-rotation")
+	cfg := writeFile(t, filepath.Join(dir, "config.yml"), registry2Config(filepath.Join(dir, "data"))+
+		"  file:\n    - file: "+down+"\n      interval: 20ms\n")
+	p := serve(t, dir, "http://"+addr, []string{"REGISTRY_HTTP_ADDR=" + addr, "REGISTRY_HTTP_DEBUG_ADDR=" + debug}, cfg)
+
+	status := func(u string) (int, []byte) {
+		resp, body := do(t, http.MethodGet, u, "", nil)
+		return resp.StatusCode, body
+	}
+	if code, body := status(p.base + "/"); code != http.StatusOK || len(body) != 0 {
+		t.Fatalf("GET /: %d %q, want 200 and no body", code, body)
+	}
+	if code, body := status("http://" + debug + "/debug/health"); code != http.StatusOK || strings.TrimSpace(string(body)) != "{}" {
+		t.Fatalf("/debug/health while healthy: %d %s", code, body)
+	}
+
+	if err := os.WriteFile(down, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, p.base+"/v2/", http.StatusServiceUnavailable)
+	for _, u := range []string{p.base + "/", p.base + "/v2/team/app/manifests/v1"} {
+		code, body := status(u)
+		if code != http.StatusServiceUnavailable || errorCode(body) != "UNAVAILABLE" {
+			t.Errorf("GET %s while unhealthy: %d %s", u, code, body)
+		}
+	}
+	code, body := status("http://" + debug + "/debug/health")
+	var failing map[string]string
+	if err := json.Unmarshal(body, &failing); err != nil || code != http.StatusServiceUnavailable || failing[down] != "file exists" {
+		t.Errorf("/debug/health while unhealthy: %d %s (%v)", code, body, err)
+	}
+	if _, ok := failing["storagedriver_filesystem"]; ok {
+		t.Errorf("the storage check fails on a healthy filesystem: %s", body)
+	}
+
+	if err := os.Remove(down); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, p.base+"/v2/", http.StatusOK)
+	push(t, p.base, "team/app", "v1", newImage("healthy again"))
+}
+
+// waitStatus polls u until it answers code.
+func waitStatus(t *testing.T, u string, code int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		resp, _ := do(t, http.MethodGet, u, "", nil)
+		if resp.StatusCode == code {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: still %s, want %d", u, resp.Status, code)
+		}
+		<-tick.C
+	}
 }
