@@ -34,6 +34,7 @@ var Implemented = []string{
 	"storage.inmemory",
 	"storage.delete",
 	"storage.maintenance.readonly",
+	"storage.maintenance.uploadpurging", // internal/server/purge.go
 	"auth.htpasswd",
 	"auth.token",
 	"berth",
