@@ -219,7 +219,7 @@ func TestCloseBeforeTheFirstPurge(t *testing.T) {
 	s, err := New(context.Background(), Options{RootDirectory: t.TempDir(), Logger: slog.New(slog.DiscardHandler),
 		UploadPurging: UploadPurging{Enabled: true, Age: time.Hour, Interval: time.Hour,
 			FirstDelay: func() time.Duration { return time.Hour },
-			Ran: func(content.PurgeResult, error) { t.Error("a purge ran before its jitter was over") }}})
+			Ran:        func(content.PurgeResult, error) { t.Error("a purge ran before its jitter was over") }}})
 	if err != nil {
 		t.Fatal(err)
 	}
