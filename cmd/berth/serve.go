@@ -114,6 +114,9 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		Handlers:        access.Handlers,
 		Logger:          log,
 	}
+	if up := cfg.Storage.Maintenance.UploadPurging; up.Enabled {
+		opts.UploadPurging = server.UploadPurging{Enabled: true, Age: up.Age, Interval: up.Interval, DryRun: up.DryRun}
+	}
 	if cfg.Storage.Filesystem != nil {
 		opts.RootDirectory = cfg.Storage.Filesystem.RootDirectory
 	}
@@ -153,7 +156,7 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 // driver (data would go elsewhere) or a pull-through cache (proxy: it would
 // be an empty registry accepting pushes instead of a mirror).
 // Other unimplemented keys only warn: storage.cache, which registry:2's own
-// default config.yml sets, storage.maintenance.uploadpurging, health, ...
+// default config.yml sets, health, ...
 func refuseUnsafe(cfg *config.Config) error {
 	for _, key := range cfg.Unimplemented() {
 		switch {

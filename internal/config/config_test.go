@@ -424,12 +424,12 @@ health:
 				if c.Proxy.TTL != 168*time.Hour || c.Log.Hooks[0].Type != "mail" {
 					t.Errorf("proxy %+v hooks %+v", c.Proxy, c.Log.Hooks)
 				}
-				for _, k := range []string{"log.hooks", "redis", "notifications", "proxy", "http.secret", "storage.tag", "storage.maintenance.uploadpurging"} {
+				for _, k := range []string{"log.hooks", "redis", "notifications", "proxy", "http.secret", "storage.tag"} {
 					if !hasWarning(c, k+":") {
 						t.Errorf("no warning for %s: %q", k, c.Warnings())
 					}
 				}
-				for _, k := range []string{"log.level:", "log.fields", "storage.delete", "http.headers", "http.addr", "http.debug"} {
+				for _, k := range []string{"log.level:", "log.fields", "storage.delete", "storage.maintenance.uploadpurging", "http.headers", "http.addr", "http.debug"} {
 					if hasWarning(c, k) {
 						t.Errorf("implemented key %s warned: %q", k, c.Warnings())
 					}
@@ -1185,7 +1185,7 @@ func TestAllDocumentedKeys(t *testing.T) {
 	if c.Source("http.tls.clientauth") != filepath.Join("testdata", "all-keys.yml")+":101" {
 		t.Errorf("source = %q", c.Source("http.tls.clientauth"))
 	}
-	want := []string{"log.hooks", "log.reportcaller", "storage.tag", "storage.cache", "storage.maintenance.uploadpurging",
+	want := []string{"log.hooks", "log.reportcaller", "storage.tag", "storage.cache",
 		"middleware", "reporting", "catalog", "tags", "http.net", "http.secret", "http.h2c",
 		"notifications", "redis", "proxy", "compatibility", "validation", "policy"}
 	if got := c.Unimplemented(); !reflect.DeepEqual(got, want) {

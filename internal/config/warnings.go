@@ -35,7 +35,8 @@ var Implemented = []string{
 	"storage.inmemory",
 	"storage.delete",
 	"storage.maintenance.readonly",
-	"health", // internal/health
+	"health",                            // internal/health
+	"storage.maintenance.uploadpurging", // internal/server/purge.go
 	"auth.htpasswd",
 	"auth.token",
 	"berth",

@@ -11,7 +11,7 @@ type keyLock struct {
 
 type keyLockEntry struct {
 	mu   sync.Mutex
-	refs int
+	refs int // holders and waiters
 }
 
 func (k *keyLock) lock(key string) func() {
@@ -28,13 +28,32 @@ func (k *keyLock) lock(key string) func() {
 	k.mu.Unlock()
 
 	e.mu.Lock()
-	return func() {
-		e.mu.Unlock()
-		k.mu.Lock()
-		e.refs--
-		if e.refs == 0 {
-			delete(k.locks, key)
-		}
-		k.mu.Unlock()
+	return func() { k.release(key, e) }
+}
+
+// tryLock takes the key only if nobody holds or waits for it, and reports
+// whether it did.
+func (k *keyLock) tryLock(key string) (func(), bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.locks[key] != nil {
+		return nil, false
 	}
+	if k.locks == nil {
+		k.locks = make(map[string]*keyLockEntry)
+	}
+	e := &keyLockEntry{refs: 1}
+	e.mu.Lock()
+	k.locks[key] = e
+	return func() { k.release(key, e) }, true
+}
+
+func (k *keyLock) release(key string, e *keyLockEntry) {
+	e.mu.Unlock()
+	k.mu.Lock()
+	e.refs--
+	if e.refs == 0 {
+		delete(k.locks, key)
+	}
+	k.mu.Unlock()
 }

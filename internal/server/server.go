@@ -1,6 +1,7 @@
 // Package server assembles a running registry from its parts: storage
 // driver, index, content model, API handler and the HTTP server around them,
-// and owns their lifecycle (start-up rebuild, graceful shutdown).
+// and owns their lifecycle (start-up rebuild, background upload purge, graceful
+// shutdown).
 package server
 
 import (
@@ -58,6 +59,9 @@ type Options struct {
 	DeleteEnabled   bool
 	ReadOnly        bool
 	MaxManifestSize int64
+	// UploadPurging deletes abandoned uploads in the background from New
+	// to Close (storage.maintenance.uploadpurging); never when ReadOnly.
+	UploadPurging UploadPurging
 	// DrainTimeout bounds how long shutdown waits for in-flight requests;
 	// zero does not wait: connections are closed at once (registry:2's
 	// behaviour without http.draintimeout).
@@ -116,6 +120,7 @@ type Server struct {
 	tempDir string         // removed on Close
 	build   *content.Build // the index being built in the background, or nil
 	health  *health.Monitor
+	purger  *uploadPurger // the background upload purge, or nil
 }
 
 // New opens storage and the index, rebuilding the index from storage when it
@@ -184,7 +189,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	h = withHealth(h, monitor)
 	h = withHeaders(h, opts.Headers)
 	h = withRequestLog(h, log, opts.AccessLog)
-	s := &Server{opts: opts, log: log, index: idx, handler: h, tempDir: tempDir, build: build, health: monitor}
+	purger := startUploadPurger(ctx, reg, opts, log)
+	s := &Server{opts: opts, log: log, index: idx, handler: h, tempDir: tempDir, build: build, health: monitor, purger: purger}
 	if opts.Metrics != nil {
 		opts.Metrics.Gauge("berth_index_building", "1 while the index is being built in the background: manifest pushes and listings wait for it.", s.indexBuilding)
 	}
@@ -229,10 +235,11 @@ func (s *Server) WaitIndex(ctx context.Context) error {
 // Handler is the registry's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Close stops a background index build and releases the index, marking it
-// clean (a stopped build leaves it stale: it is built again at the next
-// start).
+// Close stops the background upload purge and a background index build,
+// and releases the index, marking it clean (a stopped build leaves it
+// stale: it is built again at the next start).
 func (s *Server) Close() error {
+	s.purger.stop()
 	if s.build != nil {
 		s.build.Stop()
 	}

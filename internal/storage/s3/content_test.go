@@ -27,3 +27,12 @@ func TestContentUploads(t *testing.T) {
 	})
 	assertNoUploads(t, s, bucket)
 }
+
+// TestContentPurge purges uploads left in the bucket (see
+// storagetest.RunContentPurge): no object and no multipart upload of
+// theirs may remain.
+func TestContentPurge(t *testing.T) {
+	d, s, bucket := newTestDriver(t, "/registry")
+	storagetest.RunContentPurge(t, d)
+	assertNoUploads(t, s, bucket)
+}

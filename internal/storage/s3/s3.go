@@ -516,6 +516,17 @@ func (d *Driver) Delete(ctx context.Context, p string) error {
 	if err != nil {
 		return d.wrap("delete", p, err)
 	}
+	// A directory may hold multipart uploads a writer never ended (its
+	// process crashed): they are not objects, so neither List nor the
+	// walk below sees them, yet the bucket keeps (and bills) their parts.
+	// They are aborted beside the walk. An object's own are not looked
+	// for: the next Writer at its key aborts them (abortStale).
+	aborted := make(chan error, 1)
+	if found {
+		aborted <- nil
+	} else {
+		go func() { aborted <- d.abortUploadsBelow(ctx, key) }()
+	}
 	var listErr error
 	n := 0
 	err = d.removeKeys(ctx, "delete", p, func(yield func(string) bool) {
@@ -536,6 +547,7 @@ func (d *Driver) Delete(ctx context.Context, p string) error {
 			}
 		}
 	})
+	abortErr := <-aborted
 	if listErr != nil {
 		return d.wrap("delete", p, listErr)
 	}
@@ -545,10 +557,37 @@ func (d *Driver) Delete(ctx context.Context, p string) error {
 	if err := ctx.Err(); err != nil {
 		return &storage.PathError{Op: "delete", Path: p, Err: err}
 	}
+	if abortErr != nil {
+		return d.wrap("delete", p, abortErr)
+	}
 	if n == 0 {
 		return &storage.PathError{Op: "delete", Path: p, Err: storage.ErrNotFound}
 	}
 	return nil
+}
+
+// abortUploadsBelow aborts the incomplete multipart uploads below the
+// directory at key. Some servers cannot list uploads; as in abortStale,
+// that is not worth failing a delete for.
+func (d *Driver) abortUploadsBelow(ctx context.Context, key string) error {
+	prefix := key + "/"
+	keyMarker, idMarker := "", ""
+	for {
+		res, err := d.core.ListMultipartUploads(ctx, d.bucket, prefix, keyMarker, idMarker, "", 1000)
+		if err != nil {
+			return ctx.Err()
+		}
+		for _, u := range res.Uploads {
+			if err := d.core.AbortMultipartUpload(ctx, d.bucket, u.Key, u.UploadID); err != nil &&
+				minio.ToErrorResponse(err).Code != "NoSuchUpload" {
+				return fmt.Errorf("abort multipart upload of %s: %w", u.Key, err)
+			}
+		}
+		if !res.IsTruncated || res.NextKeyMarker == "" {
+			return nil
+		}
+		keyMarker, idMarker = res.NextKeyMarker, res.NextUploadIDMarker
+	}
 }
 
 // removeKeys deletes keys in batches of up to 1000 (DeleteObjects).

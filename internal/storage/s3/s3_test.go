@@ -615,3 +615,49 @@ func TestCredentialsFromEnvironment(t *testing.T) {
 		}
 	})
 }
+
+// TestDeleteAbortsCrashedUploads deletes directories below which a killed
+// process left multipart uploads: one beside objects (an upload's data
+// whose PATCH never ended, next to its startedat), one alone (a monolithic
+// upload that never finished, which no listing shows). Nothing of them may
+// stay in the bucket; an upload elsewhere is left alone.
+func TestDeleteAbortsCrashedUploads(t *testing.T) {
+	d, s, bucket := newTestDriver(t, "/registry")
+	ctx := context.Background()
+	crash := func(p string) {
+		t.Helper()
+		w, err := d.Writer(ctx, p, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(storagetest.RandomBytes(7, 11<<20))
+		w.(*writer).wg.Wait() // two parts stored; never closed, as if killed
+	}
+	const uploads = "/docker/registry/v2/repositories/lib/app/_uploads"
+	storagetest.MustPut(t, d, uploads+"/u1/startedat", []byte("2024-01-01T00:00:00Z"))
+	crash(uploads + "/u1/data")
+	crash(uploads + "/u2/data")
+	crash(uploads + "/u22/data") // a sibling whose name u2 is a prefix of
+	if n := countUploads(t, s, bucket); n != 3 {
+		t.Fatalf("%d incomplete uploads, want 3", n)
+	}
+
+	if err := d.Delete(ctx, uploads+"/u1"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if n := countUploads(t, s, bucket); n != 2 {
+		t.Fatalf("after deleting u1: %d incomplete uploads, want 2", n)
+	}
+	// No object is there, so the path does not exist, but the upload is
+	// aborted all the same.
+	if err := d.Delete(ctx, uploads+"/u2"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Delete of a directory holding only an incomplete upload: %v, want ErrNotFound", err)
+	}
+	if n := countUploads(t, s, bucket); n != 1 {
+		t.Fatalf("after deleting u2: %d incomplete uploads, want 1 (u22's)", n)
+	}
+	if err := d.Delete(ctx, uploads); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Delete of the uploads directory: %v, want ErrNotFound", err)
+	}
+	assertNoUploads(t, s, bucket)
+}

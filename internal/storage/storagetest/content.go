@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -97,5 +98,68 @@ func RunContentFlows(t *testing.T, d1, d2 storage.Driver, flows []ContentFlow) {
 	}
 	if uploads, err := d1.List(ctx, "/docker/registry/v2/repositories/library/app/_uploads"); err == nil && len(uploads) > 0 {
 		t.Errorf("uploads left behind: %q", uploads)
+	}
+}
+
+// RunContentPurge leaves uploads behind in d the ways clients and crashes
+// do (chunked ones of several buffers or parts, one of them resumed after a
+// suspension; a monolithic leftover without a start marker) beside a
+// finished blob, and purges them through the content layer with a cutoff
+// in the future: every upload must be gone, the blob intact. The caller
+// then checks that the backend kept nothing of them either.
+func RunContentPurge(t *testing.T, d storage.Driver) {
+	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := content.New(d, nil, content.Options{Logger: quiet})
+	ctx := context.Background()
+	const repo, mib = "team/nested/app", 1 << 20
+
+	blob := RandomBytes(2000, 7*mib)
+	dg := digest.FromBytes(blob)
+	if _, err := reg.PutBlob(ctx, repo, dg, bytes.NewReader(blob)); err != nil {
+		t.Fatalf("PutBlob: %v", err)
+	}
+	var bytesLeft int64
+	for i, chunks := range [][]int{{6*mib + 1}, {3 * mib, 6 * mib}, {100}} {
+		u, err := reg.StartUpload(ctx, repo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		off := 0
+		for j, n := range chunks {
+			if _, err := reg.AppendUpload(ctx, repo, u.ID, int64(off), bytes.NewReader(RandomBytes(uint64(2010+i*10+j), n))); err != nil {
+				t.Fatalf("upload %d chunk %d: %v", i, j, err)
+			}
+			off += n
+		}
+		bytesLeft += int64(off)
+	}
+	leftover := "/docker/registry/v2/repositories/" + repo + "/_uploads/" + "0b4d1c51-c1a3-4d6e-9bb8-ad1e6e6c2a4b" + "/data"
+	w, err := d.Writer(ctx, leftover, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(RandomBytes(2050, 6*mib))
+	if err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	bytesLeft += 6 * mib
+
+	res, err := reg.PurgeUploads(ctx, time.Now().Add(time.Hour), false)
+	if err != nil || res.Found != 4 || res.Purged != 4 || res.Errors != 0 || res.Bytes != bytesLeft {
+		t.Fatalf("PurgeUploads = %+v, %v; want 4 found and purged, %d bytes", res, err, bytesLeft)
+	}
+	if uploads, err := d.List(ctx, "/docker/registry/v2/repositories/"+repo+"/_uploads"); err == nil && len(uploads) > 0 {
+		t.Errorf("uploads left behind: %q", uploads)
+	}
+	rc, err := reg.ReadBlob(ctx, dg, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, blob) {
+		t.Fatalf("blob after the purge: %d bytes, %v; want %d", len(got), err, len(blob))
 	}
 }

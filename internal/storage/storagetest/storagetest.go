@@ -61,6 +61,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 		{"Move", testMove},
 		{"MoveDirectory", testMoveDirectory},
 		{"Delete", testDelete},
+		{"DeleteSuspendedWriter", testDeleteSuspendedWriter},
 		{"FileDirectoryConflicts", testConflicts},
 		{"Root", testRoot},
 		{"InvalidPaths", testInvalidPaths},
@@ -791,6 +792,46 @@ func testDelete(t *testing.T, d storage.Driver) {
 		MustPut(t, d, "/del/file", nil)
 		wantErr(t, "Delete below a file", d.Delete(ctx, "/del/file/below"), storage.ErrNotFound)
 	})
+}
+
+// testDeleteSuspendedWriter deletes the directory of an upload whose
+// writer was suspended (Close) after growing past a buffer, segment or
+// part, as the upload purge does: nothing of it may remain, and no writer
+// can resume it.
+func testDeleteSuspendedWriter(t *testing.T, d storage.Driver) {
+	ctx := context.Background()
+	const dir = "/ds/_uploads/u1"
+	for i, n := range []int{6<<20 + 3, 1 << 20} {
+		w, err := d.Writer(ctx, dir+"/data", i > 0)
+		if err != nil {
+			t.Fatalf("Writer %d: %v", i, err)
+		}
+		if _, err := w.Write(RandomBytes(uint64(40+i), n)); err != nil {
+			t.Fatalf("Write %d: %v", i, err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatalf("Close %d: %v", i, err)
+		}
+	}
+	MustPut(t, d, dir+"/startedat", []byte("2024-01-01T00:00:00Z"))
+	MustPut(t, d, "/ds/_uploads/u2/startedat", []byte("2024-01-01T00:00:00Z"))
+	if err := d.Delete(ctx, dir); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if w, err := d.Writer(ctx, dir+"/data", true); !errors.Is(err, storage.ErrNotFound) {
+		if err == nil {
+			w.Close()
+		}
+		t.Fatalf("Writer(resume) after Delete: %v, want ErrNotFound", err)
+	}
+	for _, p := range []string{dir, dir + "/data", dir + "/startedat"} {
+		_, err := d.Stat(ctx, p)
+		wantErr(t, "Stat("+p+") after Delete", err, storage.ErrNotFound)
+	}
+	got, err := d.List(ctx, "/ds/_uploads")
+	if err != nil || !slices.Equal(got, []string{"/ds/_uploads/u2"}) {
+		t.Fatalf("List after Delete = %q, %v; want only the other upload", got, err)
+	}
 }
 
 // testConflicts checks that a path is never both an object and a directory,

@@ -28,3 +28,12 @@ func TestContentUploads(t *testing.T) {
 	})
 	assertNoOrphanSegments(t, s, p.Container, "registry/segments/")
 }
+
+// TestContentPurge purges uploads left in the container (see
+// storagetest.RunContentPurge): no object and no segment of theirs may
+// remain.
+func TestContentPurge(t *testing.T) {
+	d, s, p := newTestDriver(t, "/registry")
+	storagetest.RunContentPurge(t, d)
+	assertNoOrphanSegments(t, s, p.Container, "registry/segments/")
+}
