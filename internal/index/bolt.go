@@ -459,6 +459,8 @@ func (b *Bolt) Referrers(ctx context.Context, repo string, d digest.Digest) ([]c
 // and `berth index rebuild` holds the lock.
 func (b *Bolt) Replace(ctx context.Context, repos iter.Seq2[content.RepositorySnapshot, error]) error {
 	defer b.tags.reset()
+	// Stale from here, in this process as on disk, until the end.
+	b.stale = true
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketMeta).Delete(keyVersion); err != nil {
 			return err

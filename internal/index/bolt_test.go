@@ -212,6 +212,9 @@ func TestReplaceInBatches(t *testing.T) {
 // that it still asks for a rebuild.
 func wantStaleAfterReopen(t *testing.T, b *Bolt, path, what string) {
 	t.Helper()
+	if !b.Stale() {
+		t.Fatalf("%s must read as stale", what)
+	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
