@@ -21,7 +21,7 @@ import (
 func (r *Registry) Rebuild(ctx context.Context) (int, error) {
 	var names []string
 	start := time.Now()
-	if err := r.findRepositories(ctx, reposRoot(), &names); err != nil {
+	if err := r.findRepositories(ctx, reposRoot(), false, &names); err != nil {
 		return 0, fmt.Errorf("rebuild index: %w", err)
 	}
 	r.log.Info("rebuild index: found repositories", "repositories", len(names), "duration", time.Since(start).Round(time.Millisecond))
@@ -96,7 +96,14 @@ const rebuildWorkers = 64
 // findRepositories walks the repositories tree: a directory holding
 // "_manifests" is a repository; other "_" directories belong to one; any
 // other directory may hold nested repositories.
-func (r *Registry) findRepositories(ctx context.Context, dir string, out *[]string) error {
+//
+// The rebuild skips what it cannot serve (names berth refuses, entries it
+// cannot stat). strict (garbage collection) returns every repository and
+// fails on any error instead: a repository it missed would have its blobs
+// collected. It also counts a directory holding only "_layers" (its
+// manifests deleted, and on object stores no directory outlives its
+// objects), whose links to collected blobs must go too.
+func (r *Registry) findRepositories(ctx context.Context, dir string, strict bool, out *[]string) error {
 	children, err := r.driver.List(ctx, dir)
 	if isNotFound(err) {
 		return nil
@@ -104,26 +111,33 @@ func (r *Registry) findRepositories(ctx context.Context, dir string, out *[]stri
 	if err != nil {
 		return err
 	}
+	repo := false
 	for _, child := range children {
 		base := path.Base(child)
-		if base == "_manifests" {
-			name := strings.TrimPrefix(dir, reposRoot()+"/")
-			if ValidateName(name) == nil {
-				*out = append(*out, name)
-			} else {
-				r.log.Warn("skipping repository with invalid name", "name", name)
-			}
+		if base == "_manifests" || (strict && base == "_layers") {
+			repo = true
 			continue
 		}
 		if strings.HasPrefix(base, "_") {
 			continue
 		}
 		fi, err := r.driver.Stat(ctx, child)
+		if strict && err != nil && !isNotFound(err) {
+			return err
+		}
 		if err != nil || !fi.IsDir {
 			continue
 		}
-		if err := r.findRepositories(ctx, child, out); err != nil {
+		if err := r.findRepositories(ctx, child, strict, out); err != nil {
 			return err
+		}
+	}
+	if repo {
+		name := strings.TrimPrefix(dir, reposRoot()+"/")
+		if strict || ValidateName(name) == nil {
+			*out = append(*out, name)
+		} else {
+			r.log.Warn("skipping repository with invalid name", "name", name)
 		}
 	}
 	return nil
@@ -132,36 +146,21 @@ func (r *Registry) findRepositories(ctx context.Context, dir string, out *[]stri
 func (r *Registry) snapshotRepository(ctx context.Context, name string) (RepositorySnapshot, error) {
 	snap := RepositorySnapshot{Name: name}
 	known := make(map[digest.Digest]bool)
-	for _, alg := range []digest.Algorithm{digest.SHA256, digest.SHA512} {
-		dirs, err := r.driver.List(ctx, path.Join(revisionsRoot(name), string(alg)))
-		if isNotFound(err) {
-			continue
-		}
+	revs, corrupt, err := r.revisions(ctx, name)
+	if err != nil {
+		return snap, err
+	}
+	for _, d := range corrupt {
+		r.log.Warn("rebuild index: skipping a manifest revision with a corrupt link", "repo", name, "digest", d)
+	}
+	for _, d := range revs {
+		rec, ok, err := r.describeStored(ctx, name, d)
 		if err != nil {
 			return snap, err
 		}
-		for _, dir := range dirs {
-			d := digest.NewDigestFromEncoded(alg, path.Base(dir))
-			if d.Validate() != nil {
-				continue
-			}
-			if _, err := r.readLink(ctx, revisionLinkPath(name, d)); err != nil {
-				// A revision without its link is not part of the
-				// repository; one that cannot be read fails the
-				// rebuild rather than silently leaving it out.
-				if skip, err := r.unusableLink(err); !skip {
-					return snap, err
-				}
-				continue
-			}
-			rec, ok, err := r.describeStored(ctx, name, d)
-			if err != nil {
-				return snap, err
-			}
-			if ok {
-				snap.Manifests = append(snap.Manifests, rec)
-				known[d] = true
-			}
+		if ok {
+			snap.Manifests = append(snap.Manifests, rec)
+			known[d] = true
 		}
 	}
 	tags, err := r.driver.List(ctx, tagsRoot(name))

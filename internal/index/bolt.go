@@ -64,6 +64,10 @@ type Bolt struct {
 
 var _ content.Index = (*Bolt)(nil)
 
+// ErrLocked is Open's error when another process (a running berth, or
+// `berth index rebuild`) holds the index.
+var ErrLocked = errors.New("locked by another berth process")
+
 // lockTimeout is how long Open waits for another process to release the
 // index before failing instead of hanging.
 const lockTimeout = 2 * time.Second
@@ -82,6 +86,9 @@ func Open(path string) (*Bolt, error) {
 		return nil, fmt.Errorf("open index %s: %w", path, err)
 	}
 	b, err := open(path)
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		err = ErrLocked // bbolt's own lock, where there is no flock
+	}
 	if err != nil {
 		unlock()
 		return nil, fmt.Errorf("open index %s: %w", path, err)
@@ -459,6 +466,8 @@ func (b *Bolt) Referrers(ctx context.Context, repo string, d digest.Digest) ([]c
 // and `berth index rebuild` holds the lock.
 func (b *Bolt) Replace(ctx context.Context, repos iter.Seq2[content.RepositorySnapshot, error]) error {
 	defer b.tags.reset()
+	// Stale from here, in this process as on disk, until the end.
+	b.stale = true
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketMeta).Delete(keyVersion); err != nil {
 			return err

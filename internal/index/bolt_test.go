@@ -147,8 +147,8 @@ func TestSecondOpenFails(t *testing.T) {
 	b := openT(t, path)
 	defer b.Close()
 	_, err := Open(path)
-	if err == nil || !strings.Contains(err.Error(), "locked by another berth process") {
-		t.Fatalf("second Open: %v; want a lock error", err)
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "locked by another berth process") {
+		t.Fatalf("second Open: %v; want ErrLocked", err)
 	}
 	if _, err := os.Stat(path + ".open"); err != nil {
 		t.Fatalf("a refused Open must leave the holder's marker: %v", err)
@@ -212,6 +212,9 @@ func TestReplaceInBatches(t *testing.T) {
 // that it still asks for a rebuild.
 func wantStaleAfterReopen(t *testing.T, b *Bolt, path, what string) {
 	t.Helper()
+	if !b.Stale() {
+		t.Fatalf("%s must read as stale", what)
+	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}

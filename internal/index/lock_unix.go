@@ -29,7 +29,7 @@ func lockFile(path string, timeout time.Duration) (unlock func(), err error) {
 		}
 		if time.Now().After(deadline) {
 			f.Close()
-			return nil, errors.New("locked by another berth process")
+			return nil, ErrLocked
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

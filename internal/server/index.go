@@ -139,13 +139,9 @@ func RebuildIndex(ctx context.Context, opts Options) (int, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	driver := opts.Driver
-	if driver == nil {
-		fs, err := filesystem.New(opts.RootDirectory)
-		if err != nil {
-			return 0, fmt.Errorf("storage: %w", err)
-		}
-		driver = storage.Driver(fs)
+	driver, err := optsDriver(opts)
+	if err != nil {
+		return 0, err
 	}
 	// Explicitly asked for, so the index opens writable even when the
 	// configuration is read-only.
@@ -161,4 +157,16 @@ func RebuildIndex(ctx context.Context, opts Options) (int, error) {
 	}()
 	reg := content.New(driver, idx, content.Options{Logger: log})
 	return reg.Rebuild(ctx)
+}
+
+// optsDriver is the options' driver, or the filesystem at RootDirectory.
+func optsDriver(opts Options) (storage.Driver, error) {
+	if opts.Driver != nil {
+		return opts.Driver, nil
+	}
+	fs, err := filesystem.New(opts.RootDirectory)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	return fs, nil
 }
