@@ -71,11 +71,11 @@ type repositoryPage struct {
 }
 
 type tagRow struct {
-	Tag, Link          string
-	Digest             string
-	Kind, MediaType    string
-	Size               string
-	Pull               string
+	Tag, Link       string
+	Digest          string
+	Kind, MediaType string
+	Size            string
+	Pull            string
 }
 
 // repository lists a repository's tags, as /v2/<name>/tags/list does, each
