@@ -310,7 +310,11 @@ type errorPage struct {
 }
 
 func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
-	h.render(w, r, status, "error", h.layout(nil, title, errorPage{Status: status, Message: msg}))
+	l := h.layout(nil, title, errorPage{Status: status, Message: msg})
+	// The caller is unknown here: a 401 already makes the browser ask for
+	// credentials, and a login link on a 403 would mislead.
+	l.Login = ""
+	h.render(w, r, status, "error", l)
 }
 
 // repoPath is the link to a repository's tag list; see parseRoute for the
