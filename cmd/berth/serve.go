@@ -112,6 +112,7 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		AccessLog:       !cfg.Log.AccessLog.Disabled,
 		Authorizer:      access.Authorizer,
 		Handlers:        access.Handlers,
+		UI:              cfg.Berth.UI.Enabled,
 		Logger:          log,
 	}
 	if up := cfg.Storage.Maintenance.UploadPurging; up.Enabled {
@@ -146,7 +147,7 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 	}
 	defer srv.Close()
 	log.Info("berth starting", "version", version, "storage", cfg.Storage.Driver(),
-		"delete", opts.DeleteEnabled, "readonly", opts.ReadOnly)
+		"delete", opts.DeleteEnabled, "readonly", opts.ReadOnly, "ui", opts.UI)
 	return srv.Serve(ctx)
 }
 

@@ -77,36 +77,9 @@ func (h *Handler) catalog(w http.ResponseWriter, r *http.Request, _ route) {
 // the caller may pull, so a listing never reveals names it should not.
 func (h *Handler) visibleRepositories(r *http.Request, last string, n int) ([]string, bool, error) {
 	id := identityOf(r)
-	want := n
-	if want < 0 {
-		want = content.MaxPageSize
-	}
-	out := []string{}
-	if want == 0 {
-		return out, false, nil
-	}
-	// Collect one visible repository beyond the page: its presence is the
-	// "more" answer. Each round asks only for what is still missing, so a
-	// caller who sees everything is served in a single index query.
-	for len(out) <= want {
-		page, more, err := h.reg.Repositories(r.Context(), last, want+1-len(out))
-		if err != nil {
-			return nil, false, err
-		}
-		for _, name := range page {
-			if id == nil || id.Can(name, auth.ActionPull) {
-				out = append(out, name)
-			}
-		}
-		if !more || len(page) == 0 {
-			break
-		}
-		last = page[len(page)-1]
-	}
-	if len(out) > want {
-		return out[:want], true, nil
-	}
-	return out, false, nil
+	return h.reg.VisibleRepositories(r.Context(), last, n, func(name string) bool {
+		return id == nil || id.Can(name, auth.ActionPull)
+	})
 }
 
 func (h *Handler) referrers(w http.ResponseWriter, r *http.Request, rt route) {

@@ -619,6 +619,15 @@ type Berth struct {
 	Manifests BerthManifests `yaml:"manifests"`
 	Index     BerthIndex     `yaml:"index,omitempty"`
 	TLS       BerthTLS       `yaml:"tls,omitempty"`
+	UI        BerthUI        `yaml:"ui"`
+}
+
+// BerthUI is berth.ui: the read-only web UI.
+type BerthUI struct {
+	// Enabled serves the UI under <http.prefix>/ui/, authorized like the
+	// API. Default true. Not omitempty: a false must survive a round trip
+	// through Redacted, or it would read back as the default.
+	Enabled bool `yaml:"enabled"`
 }
 
 // BerthManifests is berth.manifests.
@@ -812,4 +821,5 @@ func (c *Config) applyDefaults(isSet func(string) bool) {
 		def("proxy.ttl", func() { p.TTL = 168 * time.Hour })
 	}
 	def("berth.manifests.maxsize", func() { c.Berth.Manifests.MaxSize = DefaultManifestMaxSize })
+	def("berth.ui.enabled", func() { c.Berth.UI.Enabled = true })
 }

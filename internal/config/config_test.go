@@ -98,6 +98,7 @@ func TestDefaults(t *testing.T) {
 		{"storage.delete.enabled", c.Storage.Delete.Enabled, false},
 		{"storage.maintenance.readonly.enabled", c.Storage.Maintenance.ReadOnly.Enabled, false},
 		{"berth.manifests.maxsize", c.Berth.Manifests.MaxSize, Size(4 << 20)},
+		{"berth.ui.enabled", c.Berth.UI.Enabled, true},
 		{"auth provider", c.Auth.Provider(), ""},
 		{"index path", c.IndexPath(), filepath.Join("data", "berth", "index.db")},
 		{"warnings", len(c.Warnings()), 0},
@@ -507,6 +508,16 @@ http:
 		{"bool false overrides file", base, []string{"REGISTRY_STORAGE_DELETE_ENABLED=false"}, func(t *testing.T, c *Config) {
 			if c.Storage.Delete.Enabled {
 				t.Error("delete still enabled")
+			}
+		}},
+		{"berth.ui off", "", []string{"REGISTRY_BERTH_UI_ENABLED=false"}, func(t *testing.T, c *Config) {
+			if c.Berth.UI.Enabled || c.Source("berth.ui.enabled") != "REGISTRY_BERTH_UI_ENABLED" {
+				t.Errorf("ui enabled %v, from %q", c.Berth.UI.Enabled, c.Source("berth.ui.enabled"))
+			}
+		}},
+		{"berth.ui section without enabled keeps the default", "", []string{"REGISTRY_BERTH_UI={}"}, func(t *testing.T, c *Config) {
+			if !c.Berth.UI.Enabled {
+				t.Error("ui disabled")
 			}
 		}},
 		{"section as YAML mapping", "", []string{"REGISTRY_STORAGE_MAINTENANCE_READONLY=enabled: true"}, func(t *testing.T, c *Config) {
@@ -1108,7 +1119,8 @@ log:
 	}
 
 	// With nothing secret, the output round-trips to the same configuration.
-	c1 := mustLoad(t, registry2Default, "REGISTRY_STORAGE_DELETE_ENABLED=true", "REGISTRY_HTTP_DRAINTIMEOUT=45s", "REGISTRY_AUTH_HTPASSWD_PATH=/a")
+	c1 := mustLoad(t, registry2Default, "REGISTRY_STORAGE_DELETE_ENABLED=true", "REGISTRY_HTTP_DRAINTIMEOUT=45s", "REGISTRY_AUTH_HTPASSWD_PATH=/a",
+		"REGISTRY_BERTH_UI_ENABLED=false") // a false that must not read back as the default
 	out1, err := c1.Redacted()
 	if err != nil {
 		t.Fatal(err)
@@ -1178,7 +1190,7 @@ func TestAllDocumentedKeys(t *testing.T) {
 	}
 	if c.HTTP.DrainTimeout != time.Minute || c.HTTP.TLS.LetsEncrypt.Hosts[0] != "myregistryaddress.org" ||
 		c.Redis.Pool.MaxActive != 64 || c.Proxy.Exec.Lifetime == nil || *c.Proxy.Exec.Lifetime != time.Hour ||
-		c.Validation.Manifests.Indexes.PlatformList[0].OS != "linux" || c.Berth.Manifests.MaxSize != 4<<20 ||
+		c.Validation.Manifests.Indexes.PlatformList[0].OS != "linux" || c.Berth.Manifests.MaxSize != 4<<20 || c.Berth.UI.Enabled ||
 		c.Middleware.Storage[0].Options["duration"] != "3000s" || c.Log.Formatter != "json" {
 		t.Errorf("config = %+v", c)
 	}

@@ -11,9 +11,9 @@
 // http.addr ":5000", storage.filesystem.rootdirectory "./data", log.level
 // "info", log.formatter "text", http.draintimeout 0 (stop at once on SIGTERM,
 // as registry:2 does), storage.delete.enabled false, berth.manifests.maxsize
-// 4 MiB. A storage driver comes from defaults only if neither the file nor
-// the environment names one, so REGISTRY_STORAGE_S3_BUCKET alone (no file)
-// selects s3.
+// 4 MiB, berth.ui.enabled true. A storage driver comes from defaults only
+// if neither the file nor the environment names one, so
+// REGISTRY_STORAGE_S3_BUCKET alone (no file) selects s3.
 //
 // # Environment variables (distribution's rules)
 //

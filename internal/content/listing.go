@@ -65,6 +65,45 @@ func (r *Registry) Repositories(ctx context.Context, last string, n int) (repos 
 	return repos, more, nil
 }
 
+// VisibleRepositories lists, like Repositories, the repositories after
+// last for which visible reports true, at most n (n < 0: the server's
+// maximum page). It pages through the catalog until the page is full, so a
+// caller who may see only a few repositories still gets full pages, and a
+// listing never reveals names it should not. more reports whether visible
+// repositories remain.
+func (r *Registry) VisibleRepositories(ctx context.Context, last string, n int, visible func(name string) bool) (repos []string, more bool, err error) {
+	want := n
+	if want < 0 {
+		want = MaxPageSize
+	}
+	out := []string{}
+	if want == 0 {
+		return out, false, nil
+	}
+	// Collect one visible repository beyond the page: its presence is the
+	// "more" answer. Each round asks only for what is still missing, so a
+	// caller who sees everything is served in a single index query.
+	for len(out) <= want {
+		page, more, err := r.Repositories(ctx, last, want+1-len(out))
+		if err != nil {
+			return nil, false, err
+		}
+		for _, name := range page {
+			if visible(name) {
+				out = append(out, name)
+			}
+		}
+		if !more || len(page) == 0 {
+			break
+		}
+		last = page[len(page)-1]
+	}
+	if len(out) > want {
+		return out[:want], true, nil
+	}
+	return out, false, nil
+}
+
 // Referrer describes a manifest that refers to another through its subject.
 type Referrer struct {
 	MediaType    string            `json:"mediaType"`

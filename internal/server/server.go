@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +26,7 @@ import (
 	"github.com/berth-registry/berth/internal/metrics"
 	"github.com/berth-registry/berth/internal/storage"
 	"github.com/berth-registry/berth/internal/storage/filesystem"
+	"github.com/berth-registry/berth/internal/ui"
 )
 
 // Options are the settings the server needs, already resolved from the
@@ -72,9 +74,13 @@ type Options struct {
 	// Authorizer checks every request; nil allows everything.
 	Authorizer auth.Authorizer
 	Logger     *slog.Logger
-	// Handlers are served beside the API, by exact path below Prefix
-	// (berth's token endpoint, /auth/token).
+	// Handlers are served beside the API, by path below Prefix: exact
+	// paths (berth's token endpoint, /auth/token), or, for a path ending
+	// in "/", everything below it.
 	Handlers map[string]http.Handler
+	// UI serves the read-only web UI under Prefix/ui/ (berth.ui.enabled),
+	// authorized by Authorizer like the API.
+	UI bool
 	// TLS, if set, makes Addr an HTTPS listener (see internal/tlsconf).
 	TLS *tls.Config
 	// RedirectAddr, if set, is a plain-HTTP listener beside the TLS one,
@@ -110,6 +116,9 @@ type StorageHealth struct {
 	Interval  time.Duration
 	Threshold int
 }
+
+// uiPath is where the web UI is mounted, below Prefix.
+const uiPath = "/ui"
 
 // Server is a registry ready to serve.
 type Server struct {
@@ -166,7 +175,17 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		urlBase = strings.TrimSuffix(opts.Host, "/") + prefix
 	}
 	var h http.Handler = api.New(reg, api.Options{Authorizer: opts.Authorizer, URLBase: urlBase, RedirectBlobs: opts.RedirectBlobs, Logger: log})
-	h = withHandlers(h, opts.Handlers)
+	handlers := opts.Handlers
+	if opts.UI {
+		handlers = maps.Clone(handlers)
+		if handlers == nil {
+			handlers = map[string]http.Handler{}
+		}
+		handlers[uiPath+"/"] = http.StripPrefix(uiPath, ui.New(ui.Options{
+			Registry: reg, Authorizer: opts.Authorizer, Base: prefix + uiPath, Host: opts.Host, Logger: log,
+		}))
+	}
+	h = withHandlers(h, handlers)
 	if opts.Metrics != nil {
 		h = withMetrics(h, opts.Metrics)
 	}

@@ -180,6 +180,21 @@ func New(o Options) (*Gate, error) {
 // Mode reports the gate's mode.
 func (g *Gate) Mode() Mode { return g.o.Mode }
 
+// BasicRealm is the realm of a Basic challenge a client that can answer
+// no other (a web browser) may be sent instead of the gate's own: the
+// configured realm in Basic mode; DefaultBasicRealm with berth's token
+// service, which takes Basic credentials too; "" with an external issuer,
+// whose tokens are the only credentials accepted.
+func (g *Gate) BasicRealm() string {
+	switch g.o.Mode {
+	case Basic:
+		return g.o.Realm
+	case Token:
+		return DefaultBasicRealm
+	}
+	return ""
+}
+
 // TokenPath is where TokenHandler belongs (below the prefix), or "" when
 // berth runs no token service.
 func (g *Gate) TokenPath() string {

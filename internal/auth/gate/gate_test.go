@@ -561,6 +561,35 @@ func TestClientIP(t *testing.T) {
 	}
 }
 
+// BasicRealm is offered only where Basic credentials are taken: a client
+// that answers it (a browser, for the web UI) must get in.
+func TestBasicRealm(t *testing.T) {
+	for _, mode := range []Mode{Basic, Token} {
+		f := newFixture(t, mode, nil, nil)
+		want := map[Mode]string{Basic: "Registry Realm", Token: DefaultBasicRealm}[mode]
+		if got := f.gate.BasicRealm(); got != want {
+			t.Errorf("%v: %q, want %q", mode, got, want)
+		}
+		r := f.request("GET", "/v2/x/tags/list", req{})
+		r.SetBasicAuth("owner", "ownerpw")
+		if id, err := f.gate.Authorize(r, []auth.Access{auth.Repository("x", "pull")}); err != nil || id.Account() != "owner" {
+			t.Errorf("%v: Basic credentials: %v", mode, err)
+		}
+	}
+	f := newFixture(t, Token, nil, nil)
+	ver, err := token.NewVerifier(token.VerifierOptions{Issuer: "i", Service: "s", Keys: map[string]crypto.PublicKey{f.signer.KeyID(): f.signer.PublicKey()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(Options{Mode: External, Service: "s", Realm: "https://auth/token", Verifier: ver})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := g.BasicRealm(); got != "" {
+		t.Errorf("external: %q", got)
+	}
+}
+
 func TestExternal(t *testing.T) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	issuer, _ := token.NewSigner(key, "auth_service")
