@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -49,11 +48,7 @@ the index to be rebuilt at the next start; run it again to finish.`,
   docker stop registry && docker run --rm -v registry-data:/var/lib/registry berth:latest garbage-collect /etc/docker/registry/config.yml -m && docker start registry`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := config.PathFromEnv(os.Environ())
-			if len(args) == 1 {
-				path = args[0]
-			}
-			cfg, err := config.Load(path, os.Environ())
+			cfg, err := loadConfig(args)
 			if err != nil {
 				return err
 			}
@@ -66,24 +61,9 @@ the index to be rebuilt at the next start; run it again to finish.`,
 }
 
 func collectGarbage(ctx context.Context, cfg *config.Config, gc content.GCOptions, stdout, stderr io.Writer) error {
-	log, err := newLogger(cfg, stderr)
+	opts, log, err := offlineOptions(ctx, cfg, stderr)
 	if err != nil {
 		return err
-	}
-	if err := refuseUnsafe(cfg); err != nil {
-		return err
-	}
-	if err := dropPrivileges(cfg, log); err != nil {
-		return err
-	}
-	driver, err := newDriver(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	opts := server.Options{Driver: driver, IndexPath: cfg.IndexPath(), Logger: log,
-		ReadOnly: cfg.Storage.Maintenance.ReadOnly.Enabled}
-	if cfg.Storage.Filesystem != nil {
-		opts.RootDirectory = cfg.Storage.Filesystem.RootDirectory
 	}
 	if pg := cfg.Berth.Index.Postgres; pg != nil {
 		opts.IndexDSN = pg.DSN

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
@@ -54,11 +55,7 @@ prefer a quiet moment.`,
   REGISTRY_BERTH_INDEX_POSTGRES_DSN=postgres://berth@db/berth berth index rebuild config.yml`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := config.PathFromEnv(os.Environ())
-			if len(args) == 1 {
-				path = args[0]
-			}
-			cfg, err := config.Load(path, os.Environ())
+			cfg, err := loadConfig(args)
 			if err != nil {
 				return err
 			}
@@ -68,23 +65,9 @@ prefer a quiet moment.`,
 }
 
 func rebuildIndex(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) error {
-	log, err := newLogger(cfg, stderr)
+	opts, _, err := offlineOptions(ctx, cfg, stderr)
 	if err != nil {
 		return err
-	}
-	if err := refuseUnsafe(cfg); err != nil {
-		return err
-	}
-	if err := dropPrivileges(cfg, log); err != nil {
-		return err
-	}
-	driver, err := newDriver(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	opts := server.Options{Driver: driver, IndexPath: cfg.IndexPath(), Logger: log}
-	if cfg.Storage.Filesystem != nil {
-		opts.RootDirectory = cfg.Storage.Filesystem.RootDirectory
 	}
 	where := "embedded index " + opts.IndexPath
 	if pg := cfg.Berth.Index.Postgres; pg != nil {
@@ -99,4 +82,41 @@ func rebuildIndex(ctx context.Context, cfg *config.Config, stdout, stderr io.Wri
 	fmt.Fprintf(stdout, "%s rebuilt from %s storage: %d repositories in %v\n",
 		where, cfg.Storage.Driver(), n, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// loadConfig reads the configuration a command names: its argument, else
+// REGISTRY_CONFIGURATION_PATH, then the REGISTRY_* variables, as
+// registry:2 does.
+func loadConfig(args []string) (*config.Config, error) {
+	path := config.PathFromEnv(os.Environ())
+	if len(args) == 1 {
+		path = args[0]
+	}
+	return config.Load(path, os.Environ())
+}
+
+// offlineOptions prepares a command that works on the storage with no
+// server (index rebuild, garbage-collect): its logger, the same refusals
+// and privilege drop as serve, and the storage and index settings.
+func offlineOptions(ctx context.Context, cfg *config.Config, stderr io.Writer) (server.Options, *slog.Logger, error) {
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		return server.Options{}, nil, err
+	}
+	if err := refuseUnsafe(cfg); err != nil {
+		return server.Options{}, nil, err
+	}
+	if err := dropPrivileges(cfg, log); err != nil {
+		return server.Options{}, nil, err
+	}
+	driver, err := newDriver(ctx, cfg, log)
+	if err != nil {
+		return server.Options{}, nil, err
+	}
+	opts := server.Options{Driver: driver, IndexPath: cfg.IndexPath(), Logger: log,
+		ReadOnly: cfg.Storage.Maintenance.ReadOnly.Enabled}
+	if cfg.Storage.Filesystem != nil {
+		opts.RootDirectory = cfg.Storage.Filesystem.RootDirectory
+	}
+	return opts, log, nil
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -45,11 +44,7 @@ http.addr. Flags override both.`,
   REGISTRY_STORAGE_DELETE_ENABLED=true berth serve`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := config.PathFromEnv(os.Environ())
-			if len(args) == 1 {
-				path = args[0]
-			}
-			cfg, err := config.Load(path, os.Environ())
+			cfg, err := loadConfig(args)
 			if err != nil {
 				return err
 			}
