@@ -136,10 +136,10 @@ func (r *Registry) GarbageCollect(ctx context.Context, opts GCOptions) (GCResult
 
 // collector is one GarbageCollect's mark state.
 type collector struct {
-	r      *Registry
-	opts   GCOptions
-	out    io.Writer
-	refs   map[digest.Digest]*manifestRefs // by manifest digest; nil: no content
+	r    *Registry
+	opts GCOptions
+	out  io.Writer
+	refs map[digest.Digest]*manifestRefs // by manifest digest; nil: no content
 	// marked holds the blobs to keep, manifest bodies included, each with
 	// the first repository that needed it (backups name it in errors).
 	marked map[digest.Digest]string
