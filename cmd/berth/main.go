@@ -25,7 +25,7 @@ Run "berth serve" to start a registry on :5000 storing under ./data.`,
 		Args:          cobra.ArbitraryArgs,
 		RunE:          runConfigFileArg,
 	}
-	root.AddCommand(newServeCmd(), newConfigCmd(), newHtpasswdCmd(), newUserCmd(), newTokenCmd(), newIndexCmd(), newGarbageCollectCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newConfigCmd(), newHtpasswdCmd(), newUserCmd(), newTokenCmd(), newIndexCmd(), newGarbageCollectCmd(), newBackupCmd(), newRestoreCmd(), newVersionCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "berth:", formatError(err))
 		os.Exit(1)

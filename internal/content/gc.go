@@ -65,8 +65,7 @@ func (r *Registry) GarbageCollect(ctx context.Context, opts GCOptions) (GCResult
 	if out == nil {
 		out = io.Discard
 	}
-	g := &collector{r: r, opts: opts, out: out,
-		refs: make(map[digest.Digest]*manifestRefs), marked: make(map[digest.Digest]bool)}
+	g := newCollector(r, opts, out)
 
 	var names []string
 	if err := r.findRepositories(ctx, reposRoot(), true, &names); err != nil {
@@ -137,11 +136,24 @@ func (r *Registry) GarbageCollect(ctx context.Context, opts GCOptions) (GCResult
 
 // collector is one GarbageCollect's mark state.
 type collector struct {
-	r      *Registry
-	opts   GCOptions
-	out    io.Writer
-	refs   map[digest.Digest]*manifestRefs // by manifest digest; nil: no content
-	marked map[digest.Digest]bool          // blobs to keep, manifest bodies included
+	r    *Registry
+	opts GCOptions
+	out  io.Writer
+	refs map[digest.Digest]*manifestRefs // by manifest digest; nil: no content
+	// marked holds the blobs to keep, manifest bodies included, each with
+	// the first repository that needed it (backups name it in errors).
+	marked map[digest.Digest]string
+}
+
+func newCollector(r *Registry, opts GCOptions, out io.Writer) *collector {
+	return &collector{r: r, opts: opts, out: out,
+		refs: make(map[digest.Digest]*manifestRefs), marked: make(map[digest.Digest]string)}
+}
+
+func (g *collector) mark(repo string, d digest.Digest) {
+	if _, ok := g.marked[d]; !ok {
+		g.marked[d] = repo
+	}
 }
 
 // repoRevisions is a repository's revisions to delete and the tags whose
@@ -247,14 +259,14 @@ func (g *collector) markManifest(ctx context.Context, repo string, d digest.Dige
 	}
 	done[d] = true
 	fmt.Fprintf(g.out, "%s: marking manifest %s\n", repo, d)
-	g.marked[d] = true
+	g.mark(repo, d)
 	refs, err := g.references(ctx, d)
 	if err != nil || refs == nil {
 		return err
 	}
 	for _, b := range refs.blobs {
 		fmt.Fprintf(g.out, "%s: marking blob %s\n", repo, b)
-		g.marked[b] = true
+		g.mark(repo, b)
 	}
 	for _, c := range refs.children {
 		if err := g.markManifest(ctx, repo, c, done); err != nil {
@@ -445,7 +457,7 @@ func (g *collector) unmarkedBlobs(ctx context.Context) ([]blobSize, error) {
 			}
 			for _, dir := range dirs {
 				d := digest.NewDigestFromEncoded(alg, path.Base(dir))
-				if d.Validate() != nil || path.Dir(blobDataPath(d)) != dir || g.marked[d] {
+				if _, marked := g.marked[d]; marked || d.Validate() != nil || path.Dir(blobDataPath(d)) != dir {
 					continue
 				}
 				// A directory left without data is collected too; it

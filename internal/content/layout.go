@@ -1,9 +1,15 @@
 package content
 
 import (
+	"bytes"
+	"errors"
 	"path"
+	"slices"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/berth-registry/berth/internal/storage"
 )
 
 // The on-disk (or in-bucket) layout is distribution's, so a tree written by
@@ -76,4 +82,120 @@ func uploadStartedAtPath(name, id string) string {
 
 func uploadHashStateDir(name, id string, alg digest.Algorithm) string {
 	return path.Join(uploadDir(name, id), "hashstates", string(alg))
+}
+
+// entryKind is what a file of the layout is, as a backup carries it.
+type entryKind int
+
+const (
+	entryBlob         entryKind = iota + 1 // blobs/<alg>/<hh>/<hex>/data
+	entryLayerLink                         // <name>/_layers/<alg>/<hex>/link
+	entryRevisionLink                      // <name>/_manifests/revisions/<alg>/<hex>/link
+	entryMediaType                         // <name>/_manifests/revisions/<alg>/<hex>/mediatype
+	entryTagHistory                        // <name>/_manifests/tags/<tag>/index/<alg>/<hex>/link
+	entryTagLink                           // <name>/_manifests/tags/<tag>/current/link
+)
+
+// layoutEntry is a file of the layout, parsed from its path.
+type layoutEntry struct {
+	kind   entryKind
+	repo   string        // all but blobs
+	tag    string        // tag links and history
+	digest digest.Digest // named by the path: all but a tag's current link
+}
+
+// errNotLayout refuses a path that is not a file a backup may carry.
+var errNotLayout = errors.New("not a file of the registry layout (blobs, and the link files of repositories)")
+
+// parseLayoutPath tells which file of the layout p is. Only the files a
+// backup carries are accepted (no uploads, nothing of berth's), and only
+// with names berth accepts: p must pass storage.CheckPath and be exactly
+// the path the layout gives the entry it parses as.
+func parseLayoutPath(p string) (layoutEntry, error) {
+	if err := storage.CheckPath(p); err != nil {
+		return layoutEntry{}, err
+	}
+	rest, ok := strings.CutPrefix(p, rootPath+"/")
+	if !ok {
+		return layoutEntry{}, errNotLayout
+	}
+	parts := strings.Split(rest, "/")
+	digestOf := func(alg, hex string) digest.Digest {
+		d, err := ParseDigest(alg + ":" + hex)
+		if err != nil {
+			return ""
+		}
+		return d
+	}
+	var e layoutEntry
+	switch parts[0] {
+	case "blobs":
+		if len(parts) == 5 {
+			e = layoutEntry{kind: entryBlob, digest: digestOf(parts[1], parts[3])}
+		}
+	case "repositories":
+		// Name components never start with "_": the first that does ends
+		// the name.
+		i := slices.IndexFunc(parts, func(s string) bool { return strings.HasPrefix(s, "_") })
+		if i < 2 {
+			return layoutEntry{}, errNotLayout
+		}
+		e.repo = strings.Join(parts[1:i], "/")
+		t := parts[i:]
+		switch {
+		case len(t) == 4 && t[0] == "_layers":
+			e.kind, e.digest = entryLayerLink, digestOf(t[1], t[2])
+		case len(t) == 5 && t[0] == "_manifests" && t[1] == "revisions":
+			e.kind, e.digest = entryRevisionLink, digestOf(t[2], t[3])
+			if t[4] == "mediatype" {
+				e.kind = entryMediaType
+			}
+		case len(t) == 5 && t[0] == "_manifests" && t[1] == "tags" && t[3] == "current":
+			e.kind, e.tag = entryTagLink, t[2]
+		case len(t) == 7 && t[0] == "_manifests" && t[1] == "tags" && t[3] == "index":
+			e.kind, e.tag, e.digest = entryTagHistory, t[2], digestOf(t[4], t[5])
+		}
+	}
+	switch {
+	case e.kind == 0,
+		e.kind != entryTagLink && e.digest == "",
+		e.repo != "" && ValidateName(e.repo) != nil,
+		e.tag != "" && ValidateTag(e.tag) != nil,
+		e.path() != p: // the fixed words, the blob's prefix directory
+		return layoutEntry{}, errNotLayout
+	}
+	return e, nil
+}
+
+// path is where the layout keeps e.
+func (e layoutEntry) path() string {
+	switch e.kind {
+	case entryBlob:
+		return blobDataPath(e.digest)
+	case entryLayerLink:
+		return layerLinkPath(e.repo, e.digest)
+	case entryRevisionLink:
+		return revisionLinkPath(e.repo, e.digest)
+	case entryMediaType:
+		return revisionMediaTypePath(e.repo, e.digest)
+	case entryTagHistory:
+		return tagIndexLinkPath(e.repo, e.tag, e.digest)
+	case entryTagLink:
+		return tagCurrentLinkPath(e.repo, e.tag)
+	}
+	return ""
+}
+
+// validSidecar accepts what a revision's "mediatype" file may hold: one
+// media type, printable, no spaces.
+func validSidecar(b []byte) bool {
+	if len(b) == 0 || len(b) > 255 || !bytes.ContainsRune(b, '/') {
+		return false
+	}
+	for _, c := range b {
+		if c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/berth-registry/berth/internal/storage/filesystem"
 	"github.com/berth-registry/berth/internal/storage/storagetest"
 )
 
@@ -34,5 +35,18 @@ func TestContentUploads(t *testing.T) {
 func TestContentPurge(t *testing.T) {
 	d, s, bucket := newTestDriver(t, "/registry")
 	storagetest.RunContentPurge(t, d)
+	assertNoUploads(t, s, bucket)
+}
+
+// TestContentBackupRestore migrates a registry from the filesystem into
+// the bucket with berth's backup and restore (see
+// storagetest.RunBackupRestore).
+func TestContentBackupRestore(t *testing.T) {
+	d, s, bucket := newTestDriver(t, "/registry")
+	src, err := filesystem.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	storagetest.RunBackupRestore(t, src, d)
 	assertNoUploads(t, s, bucket)
 }

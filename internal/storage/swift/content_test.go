@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/berth-registry/berth/internal/storage/filesystem"
 	"github.com/berth-registry/berth/internal/storage/storagetest"
 )
 
@@ -35,5 +36,18 @@ func TestContentUploads(t *testing.T) {
 func TestContentPurge(t *testing.T) {
 	d, s, p := newTestDriver(t, "/registry")
 	storagetest.RunContentPurge(t, d)
+	assertNoOrphanSegments(t, s, p.Container, "registry/segments/")
+}
+
+// TestContentBackupRestore migrates a registry from the filesystem into
+// the container with berth's backup and restore (see
+// storagetest.RunBackupRestore): no segment may be left over.
+func TestContentBackupRestore(t *testing.T) {
+	d, s, p := newTestDriver(t, "/registry")
+	src, err := filesystem.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	storagetest.RunBackupRestore(t, src, d)
 	assertNoOrphanSegments(t, s, p.Container, "registry/segments/")
 }
