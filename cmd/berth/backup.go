@@ -183,15 +183,8 @@ func restore(ctx context.Context, cfg *config.Config, input string, stdin io.Rea
 	if err != nil {
 		return err
 	}
-	where := "embedded index " + opts.IndexPath
-	if pg := cfg.Berth.Index.Postgres; pg != nil {
-		opts.IndexDSN, opts.IndexMaxConns = pg.DSN, pg.MaxConns
-		where = "PostgreSQL index"
-		log.Warn("restore: the PostgreSQL index holds no lock this command can see: make sure every berth sharing this storage is stopped")
-	} else if d := cfg.Storage.Driver(); d == "s3" || d == "swift" {
-		log.Warn("restore: the index lock only shows that no berth using " + opts.IndexPath +
-			" runs; make sure no other registry serves this " + d + " storage")
-	}
+	where := indexName(opts)
+	warnUnseenInstances(log, cfg, opts, "restore")
 	start := time.Now()
 	res, err := server.Restore(ctx, opts, in)
 	if err != nil {

@@ -65,12 +65,8 @@ func collectGarbage(ctx context.Context, cfg *config.Config, gc content.GCOption
 	if err != nil {
 		return err
 	}
-	if pg := cfg.Berth.Index.Postgres; pg != nil {
-		opts.IndexDSN = pg.DSN
-	}
-	if d := cfg.Storage.Driver(); (d == "s3" || d == "swift") && opts.IndexDSN == "" {
-		log.Warn("garbage-collect: the index lock only shows that no berth using " + opts.IndexPath +
-			" runs; make sure no other registry serves this " + cfg.Storage.Driver() + " storage")
+	if opts.IndexDSN == "" { // with one, CollectGarbage refuses
+		warnUnseenInstances(log, cfg, opts, "garbage-collect")
 	}
 	gc.Out = stdout
 	start := time.Now()

@@ -69,11 +69,7 @@ func rebuildIndex(ctx context.Context, cfg *config.Config, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	where := "embedded index " + opts.IndexPath
-	if pg := cfg.Berth.Index.Postgres; pg != nil {
-		opts.IndexDSN, opts.IndexMaxConns = pg.DSN, pg.MaxConns
-		where = "PostgreSQL index"
-	}
+	where := indexName(opts)
 	start := time.Now()
 	n, err := server.RebuildIndex(ctx, opts)
 	if err != nil {
@@ -118,5 +114,29 @@ func offlineOptions(ctx context.Context, cfg *config.Config, stderr io.Writer) (
 	if cfg.Storage.Filesystem != nil {
 		opts.RootDirectory = cfg.Storage.Filesystem.RootDirectory
 	}
+	if pg := cfg.Berth.Index.Postgres; pg != nil {
+		opts.IndexDSN, opts.IndexMaxConns = pg.DSN, pg.MaxConns
+	}
 	return opts, log, nil
+}
+
+// indexName says which index the options name, for messages.
+func indexName(opts server.Options) string {
+	if opts.IndexDSN != "" {
+		return "PostgreSQL index"
+	}
+	return "embedded index " + opts.IndexPath
+}
+
+// warnUnseenInstances says, before an offline command writes to object
+// storage, what its refusal to run beside berth cannot see: a berth on
+// another host, or with another index, serving the same bucket.
+func warnUnseenInstances(log *slog.Logger, cfg *config.Config, opts server.Options, what string) {
+	switch d := cfg.Storage.Driver(); {
+	case opts.IndexDSN != "":
+		log.Warn(what + ": the PostgreSQL index holds no lock this command can see: make sure every berth sharing this storage is stopped")
+	case d == "s3" || d == "swift":
+		log.Warn(what + ": the index lock only shows that no berth using " + opts.IndexPath +
+			" runs; make sure no other registry serves this " + d + " storage")
+	}
 }

@@ -3,13 +3,9 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"log/slog"
-	"os"
 
 	"github.com/berth-registry/berth/internal/content"
-	"github.com/berth-registry/berth/internal/index"
 )
 
 // Backup runs content.Registry.Backup over the storage the options name.
@@ -36,34 +32,10 @@ func Restore(ctx context.Context, opts Options, in io.Reader) (content.RestoreRe
 		return content.RestoreResult{}, errors.New("restore: storage.maintenance.readonly is enabled: " +
 			"run it with a configuration that allows writes")
 	}
-	log := optsLogger(opts)
-	driver, err := optsDriver(opts)
-	if err != nil {
-		return content.RestoreResult{}, err
-	}
-	idx, tempDir, err := openIndex(ctx, opts, false, log)
-	if errors.Is(err, index.ErrLocked) {
-		return content.RestoreResult{}, fmt.Errorf("restore: berth is running on this storage "+
-			"(its index is locked): stop it first; restore is offline: %w", err)
-	}
-	if err != nil {
-		return content.RestoreResult{}, err
-	}
-	defer func() {
-		if err := idx.Close(); err != nil {
-			log.Warn("restore: the index was not closed cleanly and is rebuilt at the next start", "err", err)
-		}
-		if tempDir != "" {
-			os.RemoveAll(tempDir)
-		}
-	}()
-	reg := content.New(driver, idx, content.Options{Logger: log})
-	return reg.Restore(ctx, in)
-}
-
-func optsLogger(opts Options) *slog.Logger {
-	if opts.Logger != nil {
-		return opts.Logger
-	}
-	return slog.Default()
+	var res content.RestoreResult
+	err := withOfflineRegistry(ctx, opts, "restore", "restore is offline", func(reg *content.Registry) (err error) {
+		res, err = reg.Restore(ctx, in)
+		return err
+	})
+	return res, err
 }

@@ -3,12 +3,8 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
-	"log/slog"
-	"os"
 
 	"github.com/berth-registry/berth/internal/content"
-	"github.com/berth-registry/berth/internal/index"
 )
 
 // CollectGarbage runs content.Registry.GarbageCollect over the storage the
@@ -25,30 +21,11 @@ func CollectGarbage(ctx context.Context, opts Options, gc content.GCOptions) (co
 		return content.GCResult{}, errors.New("garbage-collect: storage.maintenance.readonly is enabled: " +
 			"garbage collection deletes from storage; run it with a configuration that allows writes")
 	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	driver, err := optsDriver(opts)
-	if err != nil {
-		return content.GCResult{}, err
-	}
-	idx, tempDir, err := openIndex(ctx, opts, false, log)
-	if errors.Is(err, index.ErrLocked) {
-		return content.GCResult{}, fmt.Errorf("garbage-collect: berth is running on this storage "+
-			"(its index is locked): stop it first; garbage collection is offline, as with registry:2: %w", err)
-	}
-	if err != nil {
-		return content.GCResult{}, err
-	}
-	defer func() {
-		if err := idx.Close(); err != nil {
-			log.Warn("garbage-collect: the index was not closed cleanly and is rebuilt at the next start", "err", err)
-		}
-		if tempDir != "" {
-			os.RemoveAll(tempDir)
-		}
-	}()
-	reg := content.New(driver, idx, content.Options{Logger: log})
-	return reg.GarbageCollect(ctx, gc)
+	var res content.GCResult
+	err := withOfflineRegistry(ctx, opts, "garbage-collect", "garbage collection is offline, as with registry:2",
+		func(reg *content.Registry) (err error) {
+			res, err = reg.GarbageCollect(ctx, gc)
+			return err
+		})
+	return res, err
 }
