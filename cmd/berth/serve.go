@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/health"
 	"github.com/berth-registry/berth/internal/metrics"
+	"github.com/berth-registry/berth/internal/notify"
 	"github.com/berth-registry/berth/internal/server"
 	"github.com/berth-registry/berth/internal/storage"
 	"github.com/berth-registry/berth/internal/storage/inmemory"
@@ -134,10 +136,16 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
 		opts.RedirectAddr, opts.RedirectHandler = tlsSetup.RedirectAddr, tlsSetup.RedirectHandler
 		opts.Started = tlsSetup.Started
 	}
+	if opts.Notifier, err = newNotifier(cfg, log); err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	srv, err := server.New(ctx, opts)
 	if err != nil {
+		if opts.Notifier != nil {
+			opts.Notifier.Close(ctx) // nothing queued yet
+		}
 		return err
 	}
 	defer srv.Close()
@@ -250,6 +258,35 @@ func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, error) {
 		log = log.With(k, v)
 	}
 	return log, nil
+}
+
+// newNotifier starts the senders of notifications.endpoints, or returns
+// nil when no endpoint is enabled: the API then has no notification code
+// on its path at all.
+func newNotifier(cfg *config.Config, log *slog.Logger) (*notify.Notifier, error) {
+	n := cfg.Notifications
+	if n == nil || !slices.ContainsFunc(n.Endpoints, func(e config.Endpoint) bool { return !e.Disabled }) {
+		return nil, nil
+	}
+	var endpoints []notify.Endpoint
+	for _, e := range n.Endpoints {
+		endpoints = append(endpoints, notify.Endpoint{
+			Name: e.Name, URL: e.URL, Disabled: e.Disabled, Headers: http.Header(e.Headers),
+			Timeout: e.Timeout, Threshold: e.Threshold, Backoff: e.Backoff,
+			IgnoredMediaTypes: append(slices.Clip(e.IgnoredMediaTypes), e.Ignore.MediaTypes...),
+			IgnoredActions:    e.Ignore.Actions,
+		})
+	}
+	nt, err := notify.New(notify.Options{
+		Endpoints:         endpoints,
+		IncludeReferences: n.Events.IncludeReferences,
+		SourceAddr:        notify.SourceAddr(cfg.HTTP.Addr),
+		Logger:            log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	return nt, nil
 }
 
 // healthChecks are the health section's checks (registry:2's) other than

@@ -24,6 +24,7 @@ type Handler struct {
 	log      *slog.Logger
 	urlBase  string // prepended to the URLs the API hands out
 	redirect bool
+	events   EventSink // nil: no notifications
 }
 
 // Options configure the API handler.
@@ -40,12 +41,15 @@ type Options struct {
 	// (presigned S3, Swift temp URL) when the driver can make one, as
 	// registry:2 does unless storage.redirect.disable is set.
 	RedirectBlobs bool
-	Logger        *slog.Logger
+	// Events, if set, is told of every push, pull, mount and delete
+	// (notifications); nil costs the requests nothing.
+	Events EventSink
+	Logger *slog.Logger
 }
 
 // New returns the API handler for reg.
 func New(reg *content.Registry, opts Options) *Handler {
-	h := &Handler{reg: reg, auth: opts.Authorizer, log: opts.Logger, urlBase: strings.TrimSuffix(opts.URLBase, "/"), redirect: opts.RedirectBlobs}
+	h := &Handler{reg: reg, auth: opts.Authorizer, log: opts.Logger, urlBase: strings.TrimSuffix(opts.URLBase, "/"), redirect: opts.RedirectBlobs, events: opts.Events}
 	if h.auth == nil {
 		h.auth = auth.AllowAll{}
 	}

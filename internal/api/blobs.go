@@ -30,6 +30,9 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, rt route) {
 	hdr.Set("Cache-Control", "max-age=31536000")
 	if match := r.Header.Get("If-None-Match"); match != "" && match == etag {
 		w.WriteHeader(http.StatusNotModified)
+		if r.Method == http.MethodGet {
+			h.emit(r, blobEvent(ActionPull, rt.name, info)) // registry:2 counts a revalidation as a pull
+		}
 		return
 	}
 
@@ -52,6 +55,7 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, rt route) {
 			hdr.Del("Content-Range")
 			hdr.Set("Location", url)
 			w.WriteHeader(http.StatusTemporaryRedirect)
+			h.emit(r, blobEvent(ActionPull, rt.name, info))
 			return
 		}
 	}
@@ -74,6 +78,13 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, rt route) {
 	if _, err := io.CopyN(w, rc, length); err != nil {
 		h.logger(r).DebugContext(r.Context(), "blob transfer cut short", "digest", d, "err", err)
 	}
+	// After the transfer, whatever its outcome, as registry:2 does.
+	h.emit(r, blobEvent(ActionPull, rt.name, info))
+}
+
+// blobEvent describes a push, pull or mount of a blob into repo.
+func blobEvent(action, repo string, info content.BlobInfo) Event {
+	return Event{Action: action, Repository: repo, Digest: info.Digest, MediaType: blobMediaType, Size: info.Size}
 }
 
 // parseRange understands one "bytes=" range (first-last, first-, -suffix),
@@ -121,4 +132,5 @@ func (h *Handler) deleteBlob(w http.ResponseWriter, r *http.Request, rt route) {
 	}
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
+	h.emit(r, Event{Action: ActionDelete, Repository: rt.name, Digest: d})
 }

@@ -4,6 +4,8 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/berth-registry/berth/internal/content"
 )
 
@@ -27,12 +29,25 @@ func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	hdr.Set("Content-Length", itoa(m.Size))
 	if match := r.Header.Get("If-None-Match"); match != "" && match == etag {
 		w.WriteHeader(http.StatusNotModified)
+		if r.Method != http.MethodHead {
+			h.emit(r, manifestEvent(ActionPull, rt, m)) // registry:2 counts a revalidation as a pull
+		}
 		return
 	}
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(m.Body)
+		h.emit(r, manifestEvent(ActionPull, rt, m))
 	}
+}
+
+// manifestEvent describes a push or pull of m by rt's reference.
+func manifestEvent(action string, rt route, m content.Manifest) Event {
+	e := Event{Action: action, Manifest: true, Repository: rt.name, Digest: m.Digest, MediaType: m.MediaType, Size: m.Size, Body: m.Body}
+	if !content.IsDigestReference(rt.arg) {
+		e.Tag = rt.arg
+	}
+	return e
 }
 
 func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) {
@@ -64,6 +79,8 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	}
 	hdr.Set("Content-Length", "0")
 	w.WriteHeader(http.StatusCreated)
+	m.Body = body
+	h.emit(r, manifestEvent(ActionPush, rt, m))
 }
 
 func (h *Handler) deleteManifest(w http.ResponseWriter, r *http.Request, rt route) {
@@ -73,4 +90,12 @@ func (h *Handler) deleteManifest(w http.ResponseWriter, r *http.Request, rt rout
 	}
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
+	// As in registry:2: a digest names the revision deleted, a tag the tag.
+	e := Event{Action: ActionDelete, Manifest: true, Repository: rt.name}
+	if content.IsDigestReference(rt.arg) {
+		e.Digest = digest.Digest(rt.arg)
+	} else {
+		e.Tag = rt.arg
+	}
+	h.emit(r, e)
 }

@@ -54,13 +54,16 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, rt route) 
 				return
 			}
 		}
-		mounted, err := h.reg.MountBlob(ctx, rt.name, from, d)
+		info, mounted, err := h.reg.MountBlob(ctx, rt.name, from, d)
 		if err != nil {
 			h.writeError(w, r, err)
 			return
 		}
 		if mounted {
-			h.blobCreated(w, rt.name, content.BlobInfo{Digest: d})
+			h.blobCreated(w, rt.name, info)
+			e := blobEvent(ActionMount, rt.name, info)
+			e.FromRepository = from
+			h.emit(r, e)
 			return
 		}
 		// Nothing to mount: fall through to an ordinary upload (202).
@@ -76,6 +79,7 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, rt route) 
 			return
 		}
 		h.blobCreated(w, rt.name, info)
+		h.emit(r, blobEvent(ActionPush, rt.name, info))
 		return
 	}
 	u, err := h.reg.StartUpload(ctx, rt.name)
@@ -168,6 +172,7 @@ func (h *Handler) finishUpload(w http.ResponseWriter, r *http.Request, rt route)
 		return
 	}
 	h.blobCreated(w, rt.name, info)
+	h.emit(r, blobEvent(ActionPush, rt.name, info))
 }
 
 func (h *Handler) cancelUpload(w http.ResponseWriter, r *http.Request, rt route) {

@@ -425,12 +425,12 @@ health:
 				if c.Proxy.TTL != 168*time.Hour || c.Log.Hooks[0].Type != "mail" {
 					t.Errorf("proxy %+v hooks %+v", c.Proxy, c.Log.Hooks)
 				}
-				for _, k := range []string{"log.hooks", "redis", "notifications", "proxy", "http.secret", "storage.tag"} {
+				for _, k := range []string{"log.hooks", "redis", "proxy", "http.secret", "storage.tag", "storage.cache"} {
 					if !hasWarning(c, k+":") {
 						t.Errorf("no warning for %s: %q", k, c.Warnings())
 					}
 				}
-				for _, k := range []string{"log.level:", "log.fields", "storage.delete", "storage.maintenance.uploadpurging", "http.headers", "http.addr", "http.debug"} {
+				for _, k := range []string{"log.level:", "log.fields", "storage.delete", "storage.maintenance.uploadpurging", "http.headers", "http.addr", "http.debug", "notifications"} {
 					if hasWarning(c, k) {
 						t.Errorf("implemented key %s warned: %q", k, c.Warnings())
 					}
@@ -855,6 +855,11 @@ func TestErrors(t *testing.T) {
 			want: []string{"storage.s3.bucket: is required"},
 		},
 		{
+			name: "notification endpoint that is not http(s)",
+			file: "notifications:\n  endpoints:\n    - name: ci\n      url: ftp://ci.example.com/hook\n",
+			want: []string{`notifications.endpoints[0].url: must be an absolute http(s) URL (got "ftp://ci.example.com/hook")`},
+		},
+		{
 			name: "bad http.host",
 			file: "http:\n  host: registry.example.com\n",
 			want: []string{"config.yml:2: http.host: must be an absolute"},
@@ -1199,7 +1204,7 @@ func TestAllDocumentedKeys(t *testing.T) {
 	}
 	want := []string{"log.hooks", "log.reportcaller", "storage.tag", "storage.cache",
 		"middleware", "reporting", "catalog", "tags", "http.net", "http.secret", "http.h2c",
-		"notifications", "redis", "proxy", "compatibility", "validation", "policy"}
+		"redis", "proxy", "compatibility", "validation", "policy"}
 	if got := c.Unimplemented(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Unimplemented() =\n%q\nwant\n%q", got, want)
 	}

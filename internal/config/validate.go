@@ -99,7 +99,7 @@ func (l *loader) validate(c *Config) {
 			}
 			if e.URL == "" {
 				l.bad(p, "url is required")
-			} else if u, err := url.Parse(e.URL); err != nil || u.Scheme == "" || u.Host == "" {
+			} else if u, err := url.Parse(e.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				l.bad(p+".url", "must be an absolute http(s) URL (got %q)", e.URL)
 			}
 		}

@@ -37,6 +37,7 @@ var Implemented = []string{
 	"storage.maintenance.readonly",
 	"health",                            // internal/health
 	"storage.maintenance.uploadpurging", // internal/server/purge.go
+	"notifications",                     // internal/notify
 	"auth.htpasswd",
 	"auth.token",
 	"berth",

@@ -70,33 +70,35 @@ func (r *Registry) DeleteBlob(ctx context.Context, repo string, d digest.Digest)
 }
 
 // MountBlob links a blob that is visible in repository from into repo
-// without moving any bytes. It reports false, with no error, when there is
-// nothing to mount; the client then uploads as usual. A mount without from
-// (automatic content discovery) is never done: it would let anyone who knows
-// a digest read a blob from a repository they cannot see.
-func (r *Registry) MountBlob(ctx context.Context, repo, from string, d digest.Digest) (bool, error) {
+// without moving any bytes, and describes it. It reports false, with no
+// error, when there is nothing to mount; the client then uploads as usual.
+// A mount without from (automatic content discovery) is never done: it
+// would let anyone who knows a digest read a blob from a repository they
+// cannot see.
+func (r *Registry) MountBlob(ctx context.Context, repo, from string, d digest.Digest) (BlobInfo, bool, error) {
 	if err := r.checkWritable(); err != nil {
-		return false, err
+		return BlobInfo{}, false, err
 	}
 	if err := ValidateName(repo); err != nil {
-		return false, err
+		return BlobInfo{}, false, err
 	}
 	if from == "" {
-		return false, nil
+		return BlobInfo{}, false, nil
 	}
 	if err := ValidateName(from); err != nil {
-		return false, err
+		return BlobInfo{}, false, err
 	}
-	if _, err := r.Blob(ctx, from, d); err != nil {
+	info, err := r.Blob(ctx, from, d)
+	if err != nil {
 		if isCode(err, CodeBlobUnknown) {
-			return false, nil
+			return BlobInfo{}, false, nil
 		}
-		return false, err
+		return BlobInfo{}, false, err
 	}
 	if err := r.writeLink(ctx, layerLinkPath(repo, d), d); err != nil {
-		return false, fmt.Errorf("mount blob %s into %s: %w", d, repo, err)
+		return BlobInfo{}, false, fmt.Errorf("mount blob %s into %s: %w", d, repo, err)
 	}
-	return true, nil
+	return info, true, nil
 }
 
 func isCode(err error, code Code) bool {

@@ -329,7 +329,7 @@ func testGCUnreferenced(t *testing.T, f *gcFixture) {
 // it.
 func testGCShared(t *testing.T, f *gcFixture) {
 	base := f.blob("a", "application/vnd.oci.image.layer.v1.tar+gzip", []byte("shared base layer"))
-	if ok, err := f.reg.MountBlob(f.ctx, "b", "a", base.Digest); err != nil || !ok {
+	if _, ok, err := f.reg.MountBlob(f.ctx, "b", "a", base.Digest); err != nil || !ok {
 		t.Fatalf("mount: %v, %v", ok, err)
 	}
 	imgA := f.image("a", "latest", "a", false, base)

@@ -26,7 +26,8 @@ type state struct {
 	once  sync.Once
 	log   *slog.Logger
 
-	account *atomic.Pointer[string] // shared with contexts derived by With
+	account   *atomic.Pointer[string] // shared with contexts derived by With
+	requestID string                  // inherited by contexts derived by With
 }
 
 func (st *state) logger() *slog.Logger {
@@ -45,10 +46,19 @@ func WithAttrs(ctx context.Context, base *slog.Logger, attrs ...any) context.Con
 	return context.WithValue(ctx, key{}, newState(ctx, base, attrs))
 }
 
+// WithRequest is WithAttrs for an HTTP request: the logger carries the
+// request's id as request_id, and RequestID returns it (notifications name
+// the request that caused an event by it).
+func WithRequest(ctx context.Context, base *slog.Logger, id string) context.Context {
+	st := newState(ctx, base, []any{slog.String("request_id", id)})
+	st.requestID = id
+	return context.WithValue(ctx, key{}, st)
+}
+
 func newState(ctx context.Context, base *slog.Logger, attrs []any) *state {
 	st := &state{base: base, attrs: attrs}
 	if parent, ok := ctx.Value(key{}).(*state); ok {
-		st.account = parent.account
+		st.account, st.requestID = parent.account, parent.requestID
 	} else {
 		st.account = new(atomic.Pointer[string])
 	}
@@ -90,6 +100,15 @@ func Account(ctx context.Context) string {
 		if a := st.account.Load(); a != nil {
 			return *a
 		}
+	}
+	return ""
+}
+
+// RequestID returns the id WithRequest gave the request ctx belongs to, or
+// "".
+func RequestID(ctx context.Context) string {
+	if st, ok := ctx.Value(key{}).(*state); ok {
+		return st.requestID
 	}
 	return ""
 }

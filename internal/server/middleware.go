@@ -111,7 +111,7 @@ func withRequestLog(next http.Handler, log *slog.Logger, access bool) http.Handl
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := newRequestID()
 		w.Header().Set("X-Request-Id", id)
-		r = r.WithContext(logctx.WithAttrs(r.Context(), log, slog.String("request_id", id)))
+		r = r.WithContext(logctx.WithRequest(r.Context(), log, id))
 		rec := &recorder{ResponseWriter: w}
 		start := time.Now()
 		next.ServeHTTP(rec, r)

@@ -24,6 +24,7 @@ import (
 	"github.com/berth-registry/berth/internal/content"
 	"github.com/berth-registry/berth/internal/health"
 	"github.com/berth-registry/berth/internal/metrics"
+	"github.com/berth-registry/berth/internal/notify"
 	"github.com/berth-registry/berth/internal/storage"
 	"github.com/berth-registry/berth/internal/storage/filesystem"
 	"github.com/berth-registry/berth/internal/ui"
@@ -107,7 +108,15 @@ type Options struct {
 	// StorageHealth, if set, adds registry:2's storage driver check
 	// (health.storagedriver) to HealthChecks.
 	StorageHealth *StorageHealth
+	// Notifier, if set, is told of every push, pull, mount and delete
+	// (notifications.endpoints). Close flushes it, for NotifyFlushTimeout
+	// at most.
+	Notifier *notify.Notifier
 }
+
+// NotifyFlushTimeout bounds how long Close keeps delivering queued
+// notifications before it gives them up.
+const NotifyFlushTimeout = 5 * time.Second
 
 // StorageHealth is the storage driver's health check: a Stat of the
 // storage root every Interval (a root not created yet is healthy: nothing
@@ -174,7 +183,11 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Host != "" {
 		urlBase = strings.TrimSuffix(opts.Host, "/") + prefix
 	}
-	var h http.Handler = api.New(reg, api.Options{Authorizer: opts.Authorizer, URLBase: urlBase, RedirectBlobs: opts.RedirectBlobs, Logger: log})
+	apiOpts := api.Options{Authorizer: opts.Authorizer, URLBase: urlBase, RedirectBlobs: opts.RedirectBlobs, Logger: log}
+	if opts.Notifier != nil { // a nil *Notifier in the interface would not be nil
+		apiOpts.Events = opts.Notifier
+	}
+	var h http.Handler = api.New(reg, apiOpts)
 	handlers := opts.Handlers
 	if opts.UI {
 		handlers = maps.Clone(handlers)
@@ -255,10 +268,16 @@ func (s *Server) WaitIndex(ctx context.Context) error {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Close stops the background upload purge and a background index build,
+// delivers the notifications still queued (for NotifyFlushTimeout at most),
 // and releases the index, marking it clean (a stopped build leaves it
 // stale: it is built again at the next start).
 func (s *Server) Close() error {
 	s.purger.stop()
+	if s.opts.Notifier != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), NotifyFlushTimeout)
+		s.opts.Notifier.Close(ctx)
+		cancel()
+	}
 	if s.build != nil {
 		s.build.Stop()
 	}

@@ -29,6 +29,7 @@ import (
 
 	"github.com/berth-registry/berth/bench/seed"
 	"github.com/berth-registry/berth/internal/metrics"
+	"github.com/berth-registry/berth/internal/notify"
 	"github.com/berth-registry/berth/internal/server"
 )
 
@@ -136,11 +137,22 @@ func BenchmarkManifestByTag(b *testing.B) {
 	// The same registry with Prometheus metrics on: what they cost.
 	withMetrics := benchServerWith(b, b.TempDir(), server.Options{Metrics: metrics.New("bench")})
 	benchPushImage(b, withMetrics, "bench/app", "latest")
+	// And with a notifications endpoint: what emitting costs a request.
+	// The receiver cannot keep up with GETs, so the queue fills and Emit
+	// drops the oldest event: the dearest path.
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
+	b.Cleanup(receiver.Close)
+	n, err := notify.New(notify.Options{Endpoints: []notify.Endpoint{{Name: "bench", URL: receiver.URL}}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	withNotify := benchServerWith(b, b.TempDir(), server.Options{Notifier: n})
+	benchPushImage(b, withNotify, "bench/app", "latest")
 	for _, method := range []string{http.MethodHead, http.MethodGet} {
 		for _, c := range []struct {
 			name string
 			h    http.Handler
-		}{{"handler", h}, {"handler-metrics", withMetrics}} {
+		}{{"handler", h}, {"handler-metrics", withMetrics}, {"handler-notify", withNotify}} {
 			b.Run(method+"/"+c.name, func(b *testing.B) {
 				b.ReportAllocs()
 				b.RunParallel(func(pb *testing.PB) {
