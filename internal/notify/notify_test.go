@@ -9,10 +9,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/berth-registry/berth/internal/testlog"
 
 	"github.com/google/uuid"
 	"github.com/opencontainers/go-digest"
@@ -207,7 +208,7 @@ func TestRetriesUntilAccepted(t *testing.T) {
 	// 500, 503, then a 3xx (accepted, as by registry:2), then 204.
 	statuses := []int{500, 503, 304, 204}
 	rc := newReceiver(t, func(n int64) int { return statuses[min(int(n), len(statuses))-1] })
-	var logs syncBuffer
+	var logs testlog.Buffer
 	n := notifier(t, Options{
 		Endpoints: []Endpoint{{Name: "ci", URL: rc.URL, Threshold: 2, Backoff: time.Millisecond, Headers: http.Header{"Authorization": {"Bearer s3cret"}}}},
 		Logger:    slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -286,7 +287,7 @@ func TestFullQueueDropsOldest(t *testing.T) {
 		got <- env.Events[0].Target.Digest
 	}))
 	defer srv.Close()
-	var logs syncBuffer
+	var logs testlog.Buffer
 	n := notifier(t, Options{
 		Endpoints: []Endpoint{{Name: "ci", URL: srv.URL, Timeout: time.Hour}},
 		QueueSize: 3,
@@ -374,7 +375,7 @@ func TestCloseIsBounded(t *testing.T) {
 	}))
 	defer srv.Close()
 	failing := newReceiver(t, func(int64) int { return http.StatusInternalServerError })
-	var logs syncBuffer
+	var logs testlog.Buffer
 	n := notifier(t, Options{
 		Endpoints: []Endpoint{{Name: "hung", URL: srv.URL, Timeout: time.Hour}, {Name: "failing", URL: failing.URL}},
 		Logger:    slog.New(slog.NewTextHandler(&logs, nil)),
@@ -398,22 +399,4 @@ func TestBadURL(t *testing.T) {
 			t.Errorf("New accepted url %q", u)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer the senders may log into concurrently.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-registry/berth/internal/testlog"
+
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth-registry/berth/internal/content"
@@ -68,7 +70,7 @@ func TestServesWhileTheIndexBuilds(t *testing.T) {
 	root := t.TempDir()
 	seeded := seedTree(t, root, "a/one", "b/two")
 	d := newGated(t, root)
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	s, err := New(context.Background(), Options{Driver: d, RootDirectory: root,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {

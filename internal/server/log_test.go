@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -10,31 +9,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/berth-registry/berth/internal/testlog"
 
 	"github.com/berth-registry/berth/internal/auth"
 	"github.com/berth-registry/berth/internal/storage"
 	"github.com/berth-registry/berth/internal/storage/inmemory"
 )
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 type testIdentity string
 
@@ -77,9 +59,9 @@ func logLines(t *testing.T, s string) []map[string]any {
 	return out
 }
 
-func newLoggedServer(t *testing.T, accessLog bool) (*httptest.Server, *syncBuffer) {
+func newLoggedServer(t *testing.T, accessLog bool) (*httptest.Server, *testlog.Buffer) {
 	t.Helper()
-	buf := &syncBuffer{}
+	buf := &testlog.Buffer{}
 	log := slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := New(context.Background(), Options{
 		Driver:     inmemory.New(),
@@ -208,7 +190,7 @@ func (undeletable) Delete(context.Context, string) error { return errors.New("di
 
 // Lines the content layer logs during a request carry the request's id too.
 func TestContentLinesCarryTheRequestID(t *testing.T) {
-	buf := &syncBuffer{}
+	buf := &testlog.Buffer{}
 	log := slog.New(slog.NewJSONHandler(buf, nil))
 	srv, err := New(context.Background(), Options{Driver: undeletable{inmemory.New()}, AccessLog: true, Logger: log})
 	if err != nil {

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/berth-registry/berth/internal/testlog"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/opencontainers/go-digest"
 
@@ -63,9 +65,9 @@ func seedImage(t *testing.T, reg *content.Registry, repo, tag, seed string) dige
 	return m.Digest
 }
 
-func startPG(t *testing.T, srv *pgtest.Server, opts Options) (*Server, *httptest.Server, *syncBuffer) {
+func startPG(t *testing.T, srv *pgtest.Server, opts Options) (*Server, *httptest.Server, *testlog.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	s, err := New(context.Background(), opts)
 	if err != nil {
@@ -179,12 +181,12 @@ func TestPostgresIndex(t *testing.T) {
 		seedTree(t, root, "a", "b", "c")
 		dsn := pg.NewDatabase(t)
 		var wg sync.WaitGroup
-		logs := make([]*syncBuffer, 3)
+		logs := make([]*testlog.Buffer, 3)
 		for i := range logs {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				logs[i] = &syncBuffer{}
+				logs[i] = &testlog.Buffer{}
 				s, err := New(ctx, Options{RootDirectory: root, IndexDSN: dsn, Logger: slog.New(slog.NewTextHandler(logs[i], nil))})
 				if err != nil {
 					t.Error(err)

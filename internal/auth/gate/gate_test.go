@@ -1,7 +1,6 @@
 package gate
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -18,9 +17,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/berth-registry/berth/internal/testlog"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -37,26 +37,9 @@ type fixture struct {
 	dir    string
 	gate   *Gate
 	signer *token.Signer
-	logs   *syncBuffer
+	logs   *testlog.Buffer
 	files  map[string]string
 	robots *robot.Store
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func writeHtpasswd(t *testing.T, path string, users map[string]string) {
@@ -78,7 +61,7 @@ func writeHtpasswd(t *testing.T, path string, users map[string]string) {
 // plus a robot store.
 func newFixture(t *testing.T, mode Mode, rules []policy.Rule, mod func(*Options)) *fixture {
 	t.Helper()
-	f := &fixture{t: t, dir: t.TempDir(), logs: &syncBuffer{}, files: map[string]string{}}
+	f := &fixture{t: t, dir: t.TempDir(), logs: &testlog.Buffer{}, files: map[string]string{}}
 	f.files["customers"] = filepath.Join(f.dir, "customers.htpasswd")
 	f.files["admins"] = filepath.Join(f.dir, "admins.htpasswd")
 	writeHtpasswd(t, f.files["customers"], map[string]string{"foobar": "abc123", "alice": "alicepw"})
