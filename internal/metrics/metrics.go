@@ -110,3 +110,47 @@ func knownMethod(m string) string {
 	}
 	return "other"
 }
+
+// Queue is one notification endpoint's state when metrics are scraped.
+type Queue struct {
+	Endpoint                     string
+	Pending                      int
+	Delivered, Failures, Dropped int64
+}
+
+// NotificationQueues reports the notification endpoints' queues, read from
+// f at every scrape: berth_notifications_pending{endpoint} and the
+// delivered, failures and dropped counters. registry:2 shows the same on
+// /debug/vars; here they can be alerted on.
+func (m *Metrics) NotificationQueues(f func() []Queue) {
+	desc := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("berth_notifications_"+name, help, []string{"endpoint"}, nil)
+	}
+	m.reg.MustRegister(&queueCollector{f: f,
+		pending:   desc("pending", "Events waiting to be delivered to the endpoint."),
+		delivered: desc("delivered_total", "Events the endpoint accepted."),
+		failures:  desc("failures_total", "Delivery attempts that failed; each is retried after the endpoint's backoff."),
+		dropped:   desc("dropped_total", "Events dropped, oldest first, because the endpoint's queue was full."),
+	})
+}
+
+type queueCollector struct {
+	f                                     func() []Queue
+	pending, delivered, failures, dropped *prometheus.Desc
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.pending
+	ch <- c.delivered
+	ch <- c.failures
+	ch <- c.dropped
+}
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, q := range c.f() {
+		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(q.Pending), q.Endpoint)
+		ch <- prometheus.MustNewConstMetric(c.delivered, prometheus.CounterValue, float64(q.Delivered), q.Endpoint)
+		ch <- prometheus.MustNewConstMetric(c.failures, prometheus.CounterValue, float64(q.Failures), q.Endpoint)
+		ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(q.Dropped), q.Endpoint)
+	}
+}

@@ -54,3 +54,24 @@ func TestRequestIsRecordedUnderRegistry2Names(t *testing.T) {
 		t.Error("an unknown method became a label value")
 	}
 }
+
+func TestNotificationQueues(t *testing.T) {
+	m := New("test")
+	queues := []Queue{{Endpoint: "ci", Pending: 3, Delivered: 10, Failures: 2, Dropped: 7}}
+	m.NotificationQueues(func() []Queue { return queues })
+	text := scrape(t, m)
+	for _, want := range []string{
+		`berth_notifications_pending{endpoint="ci"} 3`,
+		`berth_notifications_delivered_total{endpoint="ci"} 10`,
+		`berth_notifications_failures_total{endpoint="ci"} 2`,
+		`berth_notifications_dropped_total{endpoint="ci"} 7`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("no %q in:\n%s", want, text)
+		}
+	}
+	queues[0].Pending = 0 // read again at every scrape
+	if text := scrape(t, m); !strings.Contains(text, `berth_notifications_pending{endpoint="ci"} 0`) {
+		t.Errorf("pending not re-read:\n%s", text)
+	}
+}

@@ -182,9 +182,30 @@ type endpoint struct {
 	ignoredActions    map[string]bool
 	log               *slog.Logger
 
-	queue    chan *api.Event
-	dropped  atomic.Int64 // oldest events dropped from a full queue
-	reported int64        // dropped, as last logged (sender only)
+	queue     chan *api.Event
+	dropped   atomic.Int64 // oldest events dropped from a full queue
+	reported  int64        // dropped, as last logged (sender only)
+	delivered atomic.Int64 // events the endpoint accepted
+	failures  atomic.Int64 // delivery attempts that failed (each retried)
+}
+
+// QueueStats is one endpoint's queue and delivery counts, for metrics.
+type QueueStats struct {
+	Endpoint  string
+	Pending   int   // events waiting in the queue
+	Delivered int64 // events the endpoint accepted
+	Failures  int64 // failed delivery attempts (each is retried)
+	Dropped   int64 // events dropped from a full queue
+}
+
+// Stats reports every endpoint's queue and counts, in configuration order.
+func (n *Notifier) Stats() []QueueStats {
+	out := make([]QueueStats, len(n.endpoints))
+	for i, ep := range n.endpoints {
+		out[i] = QueueStats{Endpoint: ep.Name, Pending: len(ep.queue),
+			Delivered: ep.delivered.Load(), Failures: ep.failures.Load(), Dropped: ep.dropped.Load()}
+	}
+	return out
 }
 
 func newEndpoint(cfg Endpoint, opts Options, src Source, tr http.RoundTripper, log *slog.Logger) (*endpoint, error) {
@@ -295,6 +316,7 @@ func (ep *endpoint) deliver(ctx context.Context, ev Event) bool {
 	for failures := 0; ; {
 		err := ep.post(ctx, body)
 		if err == nil {
+			ep.delivered.Add(1)
 			if failures >= ep.Threshold {
 				ep.log.Info("notifications: endpoint accepts events again", "failed_attempts", failures)
 			}
@@ -303,6 +325,7 @@ func (ep *endpoint) deliver(ctx context.Context, ev Event) bool {
 		if ctx.Err() != nil {
 			return false
 		}
+		ep.failures.Add(1)
 		failures++
 		if failures == ep.Threshold {
 			ep.log.Warn("notifications: endpoint failing; retrying", "failed_attempts", failures, "backoff", ep.Backoff, "err", err)

@@ -231,6 +231,10 @@ func TestRetriesUntilAccepted(t *testing.T) {
 		t.Errorf("after the accepted retry got %s", d.env.Events[0].Target.Digest)
 	}
 	n.Close(context.Background())
+	// Close waited for the sender: its counts are final.
+	if st := n.Stats(); len(st) != 1 || st[0] != (QueueStats{Endpoint: "ci", Delivered: 2, Failures: 2}) {
+		t.Errorf("stats = %+v; want 2 delivered after 2 failed attempts, none pending or dropped", st)
+	}
 	out := logs.String()
 	if !strings.Contains(out, "endpoint failing") || !strings.Contains(out, "accepts events again") {
 		t.Errorf("failure and recovery not logged:\n%s", out)
@@ -299,6 +303,9 @@ func TestFullQueueDropsOldest(t *testing.T) {
 	// calls may block (if one did, the test would hang here).
 	for i := 1; i <= 10; i++ {
 		n.Emit(blobEvent(api.ActionPush, i))
+	}
+	if st := n.Stats(); st[0].Pending != 3 || st[0].Dropped != 7 {
+		t.Errorf("stats with the sender stuck: %+v; want 3 pending, 7 dropped", st[0])
 	}
 	close(release)
 	n.Close(context.Background())

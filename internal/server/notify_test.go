@@ -21,6 +21,7 @@ import (
 	"github.com/berth-registry/berth/internal/auth/htpasswd"
 	"github.com/berth-registry/berth/internal/auth/setup"
 	"github.com/berth-registry/berth/internal/config"
+	"github.com/berth-registry/berth/internal/metrics"
 	"github.com/berth-registry/berth/internal/notify"
 	"github.com/berth-registry/berth/internal/storage/inmemory"
 )
@@ -63,9 +64,10 @@ func TestNotificationsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	access := htpasswdAuth(t, "alice", "secret")
+	m := metrics.New("test")
 	srv, err := New(context.Background(), Options{
 		Driver: inmemory.New(), DeleteEnabled: true, Authorizer: access.Authorizer, Handlers: access.Handlers,
-		Notifier: n, Logger: slog.New(slog.DiscardHandler),
+		Notifier: n, Metrics: m, Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -189,6 +191,23 @@ func TestNotificationsEndToEnd(t *testing.T) {
 	case got := <-events:
 		t.Errorf("unexpected event %+v", got.event)
 	default:
+	}
+
+	// The queue's counts reach the metrics: every event above was
+	// delivered, none dropped, none waiting.
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	text := rec.Body.String()
+	for _, want := range []string{
+		`berth_notifications_pending{endpoint="ci"} 0`,
+		`berth_notifications_dropped_total{endpoint="ci"} 0`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("no %q in the metrics", want)
+		}
+	}
+	if st := n.Stats(); st[0].Delivered < 8 || !strings.Contains(text, fmt.Sprintf(`berth_notifications_delivered_total{endpoint="ci"} %d`, st[0].Delivered)) {
+		t.Errorf("delivered: stats %+v, metrics:\n%s", st, text)
 	}
 }
 

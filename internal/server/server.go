@@ -223,6 +223,16 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	h = withRequestLog(h, log, opts.AccessLog)
 	purger := startUploadPurger(ctx, reg, opts, log)
 	s := &Server{opts: opts, log: log, index: idx, handler: h, tempDir: tempDir, build: build, health: monitor, purger: purger}
+	if opts.Metrics != nil && opts.Notifier != nil {
+		opts.Metrics.NotificationQueues(func() []metrics.Queue {
+			stats := opts.Notifier.Stats()
+			out := make([]metrics.Queue, len(stats))
+			for i, q := range stats {
+				out[i] = metrics.Queue{Endpoint: q.Endpoint, Pending: q.Pending, Delivered: q.Delivered, Failures: q.Failures, Dropped: q.Dropped}
+			}
+			return out
+		})
+	}
 	if opts.Metrics != nil {
 		opts.Metrics.Gauge("berth_index_building", "1 while the index is being built in the background: manifest pushes and listings wait for it.", s.indexBuilding)
 	}
